@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Idempotent set-up: Debian packages, the project venv (torch 2.11.0 from PyPI, whose libtorch the
+# Rust crates link), optionally the test oracle's Python packages, then a release build.
+#   bash scripts/setup.sh          # product only
+#   bash scripts/setup.sh --test   # plus transformers/torchaudio/zarr/... for the parity tests
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+cd "$ROOT"
+WITH_TEST=0
+for a in "$@"; do [ "$a" = "--test" ] && WITH_TEST=1; done
+
+need_apt=()
+for p in libopencv-dev clang libclang-dev; do
+  dpkg -s "$p" >/dev/null 2>&1 || need_apt+=("$p")
+done
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "[setup] installing Debian packages: ${need_apt[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+PY="${PYTHON:-python3}"
+if [ ! -x "$VIRTUAL_ENV/bin/python" ]; then
+  echo "[setup] creating $VIRTUAL_ENV"
+  "$PY" -m venv "$VIRTUAL_ENV"
+fi
+pip_q() { "$VIRTUAL_ENV/bin/python" -m pip install -q --disable-pip-version-check "$@"; }
+if ! "$VIRTUAL_ENV/bin/python" -c "import torch, sys; sys.exit(0 if torch.__version__.startswith('2.11.0') else 1)" 2>/dev/null; then
+  echo "[setup] installing torch==2.11.0 (about 5 GB with its CUDA libraries)"
+  pip_q torch==2.11.0
+fi
+if [ "$WITH_TEST" = 1 ]; then
+  if ! "$VIRTUAL_ENV/bin/python" -c "import transformers, torchaudio, torchvision, zarr, safetensors, numpy, sklearn, cv2, soundfile" 2>/dev/null; then
+    echo "[setup] installing the test oracle's packages"
+    pip_q torch==2.11.0 transformers==4.57.1 torchaudio==2.11.0 safetensors numpy zarr scikit-learn \
+      torchvision==0.26.0 opencv-python-headless soundfile
+  fi
+fi
+
+echo "[setup] cargo build --release"
+cargo build --release --workspace
+echo "[setup] done: binaries in $BIN"

@@ -1,0 +1,2 @@
+//! Frozen backbones, one file per family, each matching `transformers==4.57.1`.
+pub mod loader;

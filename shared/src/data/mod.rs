@@ -1,0 +1,1 @@
+//! data (see lib.rs for the data flow).

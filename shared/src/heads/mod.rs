@@ -1,0 +1,1 @@
+//! heads (see lib.rs for the data flow).

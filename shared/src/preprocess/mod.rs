@@ -1,0 +1,1 @@
+//! preprocess (see lib.rs for the data flow).

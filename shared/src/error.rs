@@ -14,6 +14,15 @@ pub enum Error {
     Torch(#[from] tch::TchError),
     #[error("{0}")]
     Msg(String),
+    /// Invalid input or options for a preprocessing function.
+    #[error("preprocess: {0}")]
+    Preprocess(String),
+    /// A waveform shorter than one analysis window (torchaudio's fbank refuses it too).
+    #[error("audio too short: {samples} samples, one fbank frame needs {needed}")]
+    AudioTooShort { samples: usize, needed: usize },
+    /// Loading or running a `tokenizer.json`.
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
 }
 
 impl Error {

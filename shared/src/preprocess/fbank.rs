@@ -96,7 +96,8 @@ fn mel_banks(cfg: &FbankConfig, padded: usize) -> Result<Vec<MelFilter>> {
     if high <= 0.0 {
         high += nyquist;
     }
-    if num_bins <= 3 || !(0.0 <= low && low < nyquist && 0.0 < high && high <= nyquist && low < high)
+    if num_bins <= 3
+        || !(0.0 <= low && low < nyquist && 0.0 < high && high <= nyquist && low < high)
     {
         return Err(Error::Preprocess(format!(
             "fbank: bad mel options: {num_bins} bins (need > 3), low {low} Hz, high {high} Hz, \
@@ -287,7 +288,11 @@ mod tests {
     fn mel_bin_3_is_empty_with_ast_settings() {
         let fb = Fbank::new(FbankConfig::default()).unwrap();
         assert!(fb.filters[3].weights.is_empty());
-        assert!(fb.filters.iter().enumerate().all(|(i, f)| i == 3 || !f.weights.is_empty()));
+        assert!(fb
+            .filters
+            .iter()
+            .enumerate()
+            .all(|(i, f)| i == 3 || !f.weights.is_empty()));
         let wave: Vec<f32> = (0..800).map(|i| ((i as f32) * 0.37).sin() * 0.5).collect();
         let v = fb.compute(&wave).unwrap();
         assert_eq!(v.len(), 3 * 128); // 1 + (800 - 400) / 160 frames

@@ -125,7 +125,9 @@ mod tests {
 
     #[test]
     fn float_and_native_uint8_resize_differ_by_at_most_one_level() {
-        let data: Vec<u8> = (0..2 * 3 * 40 * 50).map(|i| ((i * 7919) % 251) as u8).collect();
+        let data: Vec<u8> = (0..2 * 3 * 40 * 50)
+            .map(|i| ((i * 7919) % 251) as u8)
+            .collect();
         let x = Tensor::from_slice(&data).view([2, 3, 40, 50]);
         for (oh, ow) in [(73, 91), (17, 23)] {
             let a = resize_u8(&x, oh, ow, true).to_kind(Kind::Int);
@@ -142,6 +144,9 @@ mod tests {
         assert_eq!(y.size(), [1, 3, 6, 6]);
         // height 5 -> padded 0 rows on top, 1 at the bottom; width 8 -> crop from column 1
         assert_eq!(y.sum(Kind::Float).double_value(&[]), 3.0 * 5.0 * 6.0);
-        assert_eq!(y.get(0).get(0).get(5).sum(Kind::Float).double_value(&[]), 0.0);
+        assert_eq!(
+            y.get(0).get(0).get(5).sum(Kind::Float).double_value(&[]),
+            0.0
+        );
     }
 }

@@ -31,8 +31,8 @@ fn load(dir: &Path) -> (HashMap<String, Tensor>, serde_json::Value) {
         .unwrap()
         .into_iter()
         .collect();
-    let meta = serde_json::from_str(&std::fs::read_to_string(dir.join("meta.json")).unwrap())
-        .unwrap();
+    let meta =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("meta.json")).unwrap()).unwrap();
     (tensors, meta)
 }
 
@@ -93,7 +93,10 @@ fn image_and_video_match_hf_processors() {
         );
         assert!(err <= tol, "{name}: max error {err} > 1/255");
         // same libtorch kernel choice as torchvision: no value may differ by a grey level
-        assert!(off == 0.0, "{name}: {off} of the values differ by a grey level");
+        assert!(
+            off == 0.0,
+            "{name}: {off} of the values differ by a grey level"
+        );
     }
 }
 

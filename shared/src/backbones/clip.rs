@@ -305,6 +305,16 @@ impl ClipText {
         &self.cfg
     }
 
+    /// The device the parameters live on.
+    pub fn device(&self) -> Device {
+        self.device
+    }
+
+    /// The parameters' dtype.
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
     /// Number of parameters of the text tower and projection.
     pub fn num_parameters(&self) -> i64 {
         self._vs

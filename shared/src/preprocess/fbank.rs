@@ -7,13 +7,15 @@
 //! window, zero-pad to the next power of two, `|rfft|^2`, apply the triangular mel banks (linear
 //! in Kaldi mel, `1127 ln(1 + f / 700)`), then `ln(max(e, f32::EPSILON))`.
 //!
-//! The mel banks are computed in f32 with torchaudio's operation order, so that which FFT bin
-//! falls in which triangle matches exactly (with 128 bins and a 512-point FFT, bin 3 receives no
-//! FFT bin at all and is the constant `ln(eps) = -15.942`, as in torchaudio). The frames, the FFT
-//! (`realfft`, planned once) and the mel products run in f64.
+//! The mel banks are computed once, with libtorch's f32 operations in torchaudio's order, so the
+//! weights are bit-identical (with 128 bins and a 512-point FFT, bin 3 receives no FFT bin at all
+//! and is the constant `ln(eps) = -15.942`, as in torchaudio). The frames, the FFT (`realfft`,
+//! planned once) and the mel products run in f64: closer to the exact values than torchaudio's own
+//! f32 computation, whose rounding moves bins near the floor by up to a few 1e-3.
 use crate::{Error, Result};
 use realfft::{RealFftPlanner, RealToComplex};
 use std::sync::Arc;
+use tch::{Kind, Tensor};
 
 /// Parameters of the filterbank. `Default` is what `ASTFeatureExtractor` uses.
 #[derive(Debug, Clone, PartialEq)]
@@ -85,8 +87,10 @@ fn mel_scale_f64(f: f64) -> f64 {
     1127.0 * (1.0 + f / 700.0).ln()
 }
 
-/// torchaudio's `get_mel_banks` (vtln_warp = 1), in f32 with the same operation order.
-/// Returns `num_bins` filters over the `padded / 2` non-Nyquist FFT bins.
+/// torchaudio's `get_mel_banks` (vtln_warp = 1), run with the same libtorch f32 operations in
+/// the same order, so every weight is bit-identical (an f32 `ln` that differs by one ulp moves a
+/// weight near a triangle edge by up to 1e-4 relative). Returns `num_bins` filters over the
+/// `padded / 2` non-Nyquist FFT bins.
 fn mel_banks(cfg: &FbankConfig, padded: usize) -> Result<Vec<MelFilter>> {
     let num_bins = cfg.num_mel_bins;
     let sr = cfg.sample_rate as f64;
@@ -105,36 +109,36 @@ fn mel_banks(cfg: &FbankConfig, padded: usize) -> Result<Vec<MelFilter>> {
         )));
     }
     let num_fft_bins = padded / 2;
-    let fft_bin_width = (sr / padded as f64) as f32;
+    let fft_bin_width = sr / padded as f64;
     let mel_low = mel_scale_f64(low);
     let mel_high = mel_scale_f64(high);
-    let delta = ((mel_high - mel_low) / (num_bins as f64 + 1.0)) as f32;
-    let mel_low = mel_low as f32;
-    // mel of every FFT bin, f32: 1127 * ln(1 + f / 700)
-    let mel: Vec<f32> = (0..num_fft_bins)
-        .map(|k| 1127.0f32 * (1.0f32 + (fft_bin_width * k as f32) / 700.0f32).ln())
+    let delta = (mel_high - mel_low) / (num_bins as f64 + 1.0);
+    let weights: Vec<f32> = tch::no_grad(|| {
+        let cpu = tch::Device::Cpu;
+        // python scalars meet int64 / f32 tensors: results are f32, as in torchaudio
+        let bin = Tensor::arange(num_bins as i64, (Kind::Int64, cpu)).unsqueeze(1);
+        let left = (&bin * delta) + mel_low;
+        let center = ((&bin + 1.0) * delta) + mel_low;
+        let right = ((&bin + 2.0) * delta) + mel_low;
+        let freq = Tensor::arange(num_fft_bins as i64, (Kind::Float, cpu)) * fft_bin_width;
+        let mel = (((freq / 700.0) + 1.0).log() * 1127.0).unsqueeze(0);
+        let up = (&mel - &left) / (&center - &left);
+        let down = (&right - &mel) / (&right - &center);
+        let w = Tensor::zeros([1], (Kind::Float, cpu)).maximum(&up.minimum(&down));
+        Vec::<f32>::try_from(w.contiguous().view([-1]))
+    })
+    .map_err(|e| Error::Preprocess(format!("fbank: mel banks: {e}")))?;
+    let filters = weights
+        .chunks(num_fft_bins)
+        .map(|w| {
+            let start = w.iter().position(|&x| x > 0.0).unwrap_or(0);
+            let end = w.iter().rposition(|&x| x > 0.0).map_or(start, |e| e + 1);
+            MelFilter {
+                start,
+                weights: w[start..end].iter().map(|&x| x as f64).collect(),
+            }
+        })
         .collect();
-    let mut filters = Vec::with_capacity(num_bins);
-    for b in 0..num_bins {
-        let bf = b as f32;
-        let left = mel_low + bf * delta;
-        let center = mel_low + (bf + 1.0) * delta;
-        let right = mel_low + (bf + 2.0) * delta;
-        let w: Vec<f32> = mel
-            .iter()
-            .map(|&m| {
-                let up = (m - left) / (center - left);
-                let down = (right - m) / (right - center);
-                up.min(down).max(0.0)
-            })
-            .collect();
-        let start = w.iter().position(|&x| x > 0.0).unwrap_or(0);
-        let end = w.iter().rposition(|&x| x > 0.0).map_or(start, |e| e + 1);
-        filters.push(MelFilter {
-            start,
-            weights: w[start..end].iter().map(|&x| x as f64).collect(),
-        });
-    }
     Ok(filters)
 }
 
@@ -268,6 +272,12 @@ pub const AST_MAX_LENGTH: usize = 1024;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fbank_is_shareable_across_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Fbank>();
+    }
 
     #[test]
     fn frame_count_and_short_input() {

@@ -14,11 +14,11 @@ from safetensors.torch import load_file, save_file
 from transformers import CLIPConfig, CLIPModel, CLIPTextConfig, CLIPTextModelWithProjection
 
 
-def batch(vocab, lengths, length, eot, pad_ids, gen):
-    """Rows [bos, random words..., eot, padding...]; ids of words stay below bos (vocab - 2)."""
+def batch(vocab, lengths, length, eot, pad_ids, gen, low=3):
+    """Rows [bos, random words..., eot, padding...]; word ids in [low, vocab - 2)."""
     rows = []
     for n, pad in zip(lengths, pad_ids):
-        words = torch.randint(3, vocab - 2, (n,), generator=gen).tolist()
+        words = torch.randint(low, vocab - 2, (n,), generator=gen).tolist()
         row = [vocab - 2] + words + [eot]
         row += [pad] * (length - len(row))
         rows.append(row)
@@ -48,8 +48,9 @@ def main():
 
     # 1. CLIPModel (text_config + vision_config), eos_token_id = the real end-of-text id; the
     #    extra vision keys, visual_projection, logit_scale and a legacy position_ids buffer must be
-    #    skipped by rule. Pads: end-of-text (as the hub tokenizer) and 0.
-    v = 300
+    #    skipped by rule. Pads: end-of-text (as the hub tokenizer) and 0. The real vocabulary size,
+    #    so end-of-text is 49407 as in the hub's fixed configs.
+    v = 49408
     tc = text_kwargs(v, 48, 3, 4, 80, 24, "quick_gelu", v - 1, v - 2)
     cfg = CLIPConfig(
         text_config=tc,
@@ -68,11 +69,12 @@ def main():
     ids = batch(v, [3, 12, 17], 20, v - 1, [v - 1, v - 1, 5], gen)
     cases.append(("text_proj_legacy_eos2", model, ids))
 
-    # 3. exact gelu, more heads, a batch of 2 at full length
+    # 3. exact gelu, more heads, full length; eos_token_id = 5 is NOT the largest id, so pooling
+    #    at the first eos differs from argmax pooling
     v = 120
-    tc = text_kwargs(v, 64, 2, 8, 96, 12, "gelu", v - 1, v - 2)
+    tc = text_kwargs(v, 64, 2, 8, 96, 12, "gelu", 5, v - 2)
     model = CLIPTextModelWithProjection(CLIPTextConfig(projection_dim=64, **tc)).eval()
-    ids = batch(v, [10, 4], 12, v - 1, [v - 1, v - 1], gen)
+    ids = batch(v, [10, 4], 12, 5, [5, 0], gen, low=6)
     cases.append(("text_proj_gelu", model, ids))
 
     meta = []

@@ -75,10 +75,18 @@ fn resize_u8(x: &Tensor, out_h: usize, out_w: usize, native: bool) -> Tensor {
     if native {
         resize_bilinear_aa(x, out_h, out_w)
     } else {
-        resize_bilinear_aa(&x.to_kind(Kind::Float), out_h, out_w)
-            .round()
-            .clamp(0.0, 255.0)
-            .to_kind(Kind::Uint8)
+        // frame by frame, so a long full-resolution clip is never held in f32 at once
+        let frames: Vec<Tensor> = x
+            .split(1, 0)
+            .iter()
+            .map(|f| {
+                resize_bilinear_aa(&f.to_kind(Kind::Float), out_h, out_w)
+                    .round()
+                    .clamp(0.0, 255.0)
+                    .to_kind(Kind::Uint8)
+            })
+            .collect();
+        Tensor::cat(&frames, 0)
     }
 }
 

@@ -69,9 +69,11 @@ impl ClipTextConfig {
         let bad = |e: serde_json::Error| Error::Msg(format!("{}: {e}", path.display()));
         let cfg = match v.get("model_type").and_then(|m| m.as_str()) {
             Some("clip") => {
-                let text = v
-                    .get("text_config")
-                    .cloned()
+                // as `CLIPConfig.__init__`: a legacy `text_config_dict` replaces `text_config`
+                // (class defaults for what it omits); neither present means all defaults
+                let text = ["text_config_dict", "text_config"]
+                    .iter()
+                    .find_map(|k| v.get(*k).filter(|t| t.is_object()).cloned())
                     .unwrap_or(serde_json::json!({}));
                 let mut cfg: ClipTextConfig = serde_json::from_value(text).map_err(bad)?;
                 cfg.projection_dim = v
@@ -437,5 +439,64 @@ impl ClipText {
             .get(0)
             .to_kind(Kind::Float)
             .to_device(Device::Cpu))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(config: serde_json::Value) -> ClipTextConfig {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("config.json"), config.to_string()).unwrap();
+        ClipTextConfig::from_dir(dir.path()).unwrap()
+    }
+
+    #[test]
+    fn config_variants() {
+        // CLIPModel: nested text config, projection size from the top level
+        let c = parse(
+            serde_json::json!({"model_type": "clip", "projection_dim": 24,
+            "text_config": {"hidden_size": 48, "num_attention_heads": 4, "eos_token_id": 2,
+                            "projection_dim": 512}}),
+        );
+        assert_eq!(
+            (c.hidden_size, c.projection_dim, c.eos_token_id),
+            (48, 24, 2)
+        );
+        assert_eq!(c.vocab_size, 49408);
+        // legacy text_config_dict wins over text_config
+        let c = parse(serde_json::json!({"model_type": "clip",
+            "text_config": {"hidden_size": 48, "num_attention_heads": 4},
+            "text_config_dict": {"hidden_size": 64}}));
+        assert_eq!((c.hidden_size, c.num_attention_heads), (64, 8));
+        // CLIPTextModelWithProjection: top level
+        let c = parse(
+            serde_json::json!({"model_type": "clip_text_model", "projection_dim": 16,
+            "hidden_size": 32, "num_attention_heads": 4}),
+        );
+        assert_eq!((c.hidden_size, c.projection_dim), (32, 16));
+        assert_eq!(
+            c,
+            ClipTextConfig {
+                hidden_size: 32,
+                num_attention_heads: 4,
+                projection_dim: 16,
+                ..Default::default()
+            }
+        );
+    }
+
+    #[test]
+    fn bad_configs_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        for bad in [
+            serde_json::json!({"model_type": "dinov3_vit"}),
+            serde_json::json!({"model_type": "clip_text_model", "hidden_size": 30}),
+            serde_json::json!({"model_type": "clip_text_model", "hidden_act": "relu"}),
+        ] {
+            std::fs::write(dir.path().join("config.json"), bad.to_string()).unwrap();
+            assert!(ClipTextConfig::from_dir(dir.path()).is_err(), "{bad}");
+        }
     }
 }

@@ -42,7 +42,8 @@ fn run_rust(dir: &Path, name: &str) -> HashMap<String, Tensor> {
     batch.validate(&cfg).unwrap();
     let text = Tensor::randn([cfg.model.clip_head.text_dim], (Kind::Float, Device::Cpu));
 
-    vs.save(dir.join(format!("weights_{name}.safetensors"))).unwrap();
+    vs.save(dir.join(format!("weights_{name}.safetensors")))
+        .unwrap();
     let mut named: Vec<(String, Tensor)> = vec![
         ("video".into(), batch.video.shallow_clone()),
         ("audio".into(), batch.audio.shallow_clone()),
@@ -63,7 +64,10 @@ fn run_rust(dir: &Path, name: &str) -> HashMap<String, Tensor> {
     let mut out = HashMap::new();
     out.insert("z_result".into(), z_result.detach());
     out.insert("z_pred".into(), z_pred.detach());
-    out.insert("score".into(), anomaly_score(&cfg, &z_result, &z_pred).detach());
+    out.insert(
+        "score".into(),
+        anomaly_score(&cfg, &z_result, &z_pred).detach(),
+    );
     let scalar = |v: f64| Tensor::from_slice(&[v as f32]);
     out.insert("loss.total".into(), terms.total.detach().reshape([1]));
     out.insert("loss.cos".into(), scalar(terms.cos));
@@ -86,7 +90,10 @@ fn compare(name: &str, rust: &HashMap<String, Tensor>, py: &HashMap<String, Tens
     let mut pk: Vec<_> = py.keys().cloned().collect();
     rk.sort();
     pk.sort();
-    assert_eq!(rk, pk, "{name}: Rust and PyTorch produce different tensor sets");
+    assert_eq!(
+        rk, pk,
+        "{name}: Rust and PyTorch produce different tensor sets"
+    );
     let (mut worst_abs, mut worst_rel) = (0.0f64, 0.0f64);
     let mut worst_name = String::new();
     for k in &rk {
@@ -97,14 +104,20 @@ fn compare(name: &str, rust: &HashMap<String, Tensor>, py: &HashMap<String, Tens
         let rel = (diff / b.abs().clamp_min(1.0)).max().double_value(&[]);
         let mag = b.abs().max().double_value(&[]);
         if k.starts_with("grad.") {
-            assert!(mag > 0.0, "{name}: {k} is identically zero, the test would prove nothing");
+            assert!(
+                mag > 0.0,
+                "{name}: {k} is identically zero, the test would prove nothing"
+            );
         }
         if rel > worst_rel {
             worst_name = k.clone();
         }
         worst_abs = worst_abs.max(abs);
         worst_rel = worst_rel.max(rel);
-        assert!(rel <= TOL, "{name}: {k} differs: max abs {abs:e}, rel {rel:e} (|ref| max {mag:e})");
+        assert!(
+            rel <= TOL,
+            "{name}: {k} differs: max abs {abs:e}, rel {rel:e} (|ref| max {mag:e})"
+        );
     }
     println!(
         "{name}: {} tensors ({} grads), max abs err {worst_abs:.3e}, max rel err {worst_rel:.3e} ({worst_name})",

@@ -144,3 +144,10 @@ pub fn run_oracle(script: &str, args: &[&str]) {
     assert!(out.status.success(), "{script} failed:\n{text}");
     print!("{text}");
 }
+
+/// Serialises the tests of one binary that seed and draw from torch's global RNG (cargo runs
+/// tests on parallel threads; an interleaved draw would break seeded reproducibility).
+pub fn rng_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}

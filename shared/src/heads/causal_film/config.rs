@@ -291,7 +291,7 @@ impl CausalFilmConfig {
                 }
             }
         }
-        if !(m.result.gem_eps > 0.0) {
+        if m.result.gem_eps.is_nan() || m.result.gem_eps <= 0.0 {
             return Err("model.result.gem_eps must be positive".into());
         }
         let (mi, ma, fl) = (m.mamba.dt_min, m.mamba.dt_max, m.mamba.dt_init_floor);
@@ -302,7 +302,7 @@ impl CausalFilmConfig {
         }
         let l = &self.loss;
         if let RecLoss::SmoothL1Topk { beta, topk, .. } = l.rec {
-            if !(beta > 0.0) {
+            if beta.is_nan() || beta <= 0.0 {
                 return Err(format!("loss.rec.beta must be positive, got {beta}"));
             }
             if !(topk > 0.0 && topk <= 1.0) {

@@ -7,6 +7,7 @@
 pub mod config;
 mod decoder;
 mod film;
+mod head;
 mod layers;
 pub mod loss;
 mod mamba;
@@ -18,6 +19,7 @@ pub use config::{
     MambaConfig, ModelConfig, ProcessConfig, RecLoss, ResultConfig, ScoreConfig, SensorNorm,
 };
 pub use film::{film, SENSOR_STD_FLOOR};
+pub use head::CausalFilmHead;
 pub use loss::{anomaly_score, loss, loss_tensors, ClipHead, LossTensors, LossTerms};
 pub use result::{result_branch_inputs, BranchInput, PooledStat};
 
@@ -276,7 +278,7 @@ fn group_thousands(n: i64) -> String {
     let digits = n.abs().to_string();
     let mut out = String::new();
     for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(ch);

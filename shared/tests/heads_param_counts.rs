@@ -125,3 +125,56 @@ fn seed_initialisations() {
     // GeM p starts at p0.
     assert_eq!(get("model.result.branches.1.p").double_value(&[0]), 3.0);
 }
+
+#[test]
+fn demo_profile_builds_and_runs() {
+    let cfg = config("demo.toml");
+    tch::manual_seed(1);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let text = Tensor::randn([cfg.model.clip_head.text_dim], (Kind::Float, Device::Cpu));
+    let head = weld_cache::heads::causal_film::CausalFilmHead::new(&vs.root(), &cfg, &text)
+        .expect("demo head");
+    print!("{}", head.param_report(&vs));
+    let (b, m) = (2, &cfg.model);
+    let o = (Kind::Float, Device::Cpu);
+    let batch = weld_cache::heads::causal_film::HeadBatch {
+        video: Tensor::randn([b, 16, m.video_dim], o),
+        audio: Tensor::randn([b, 12, m.audio_dim], o),
+        sensor: Tensor::randn([b, 128, m.sensor_channels], o),
+        image_pooled: Tensor::randn([b, 2, m.n_views, m.image_dim], o),
+        image_tokens: vec![Tensor::randn([b, m.n_views, 201, m.image_dim], o)],
+    };
+    batch.validate(&cfg).expect("demo batch shapes");
+    let (total, _) = head.loss(&batch, true);
+    assert!(total.double_value(&[]).is_finite());
+    total.backward();
+}
+
+#[test]
+fn sensor_stats_only_in_train_mode() {
+    let cfg = config("causal_film.toml");
+    let vs = nn::VarStore::new(Device::Cpu);
+    let mut model = CausalFilm::new(&vs.root(), &cfg);
+    let six = Tensor::ones([6], (Kind::Float, Device::Cpu));
+    let err = model.set_sensor_stats(&six, &six).unwrap_err().to_string();
+    assert!(err.contains("sample"), "{err}");
+
+    let mut cfg = cfg;
+    cfg.model.sensor_norm = weld_cache::heads::causal_film::SensorNorm::Train;
+    let vs = nn::VarStore::new(Device::Cpu);
+    let mut model = CausalFilm::new(&vs.root(), &cfg);
+    let mean = Tensor::from_slice(&[1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0]);
+    let std = Tensor::from_slice(&[0.5f32, 0.0, 2.0, 1e-9, 3.0, 4.0]);
+    model.set_sensor_stats(&mean, &std).unwrap();
+    let v = vs.variables();
+    let got = v["sensor.stat_std"].shallow_clone();
+    let want = Tensor::from_slice(&[0.5f32, 1.0, 2.0, 1.0, 3.0, 4.0]);
+    assert!(got.equal(&want), "{got}");
+    assert!(v["sensor.stat_mean"].equal(&mean));
+    assert!(
+        !v["sensor.stat_std"].requires_grad(),
+        "statistics are not trainable"
+    );
+    let wrong = Tensor::ones([5], (Kind::Float, Device::Cpu));
+    assert!(model.set_sensor_stats(&wrong, &wrong).is_err());
+}

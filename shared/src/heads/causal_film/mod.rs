@@ -292,10 +292,35 @@ fn group_thousands(n: i64) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn feature_noise_is_dropout_then_scaled_mask() {
+        let text = include_str!("../../../../configs/demo.toml");
+        let cfg = CausalFilmConfig::from_toml_str(text, "demo.toml").unwrap();
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        let model = CausalFilm::new(&vs.root(), &cfg);
+        let x = Tensor::ones([100, 1000], (Kind::Float, tch::Device::Cpu));
+        assert!(model.feature_noise(&x, false).equal(&x));
+        let y = model.feature_noise(&x, true);
+        // Kept values are scaled by 1/(1-0.2) twice; 1 - 0.8 * 0.8 = 36% are dropped.
+        let kept = 1.0 / (0.8 * 0.8);
+        let zero = y
+            .eq(0.0)
+            .to_kind(Kind::Float)
+            .mean(Kind::Float)
+            .double_value(&[]);
+        let other = (y.ne(0.0).to_kind(Kind::Float) * (&y - kept).abs())
+            .max()
+            .double_value(&[]);
+        assert!((zero - 0.36).abs() < 0.01, "dropped fraction {zero}");
+        assert!(other < 1e-5, "kept values must equal {kept}");
+    }
+
     #[test]
     fn groups_thousands() {
-        assert_eq!(super::group_thousands(18264385), "18,264,385");
-        assert_eq!(super::group_thousands(999), "999");
-        assert_eq!(super::group_thousands(1000), "1,000");
+        assert_eq!(group_thousands(18264385), "18,264,385");
+        assert_eq!(group_thousands(999), "999");
+        assert_eq!(group_thousands(1000), "1,000");
     }
 }

@@ -127,10 +127,13 @@ fn selective_scan(u: &Tensor, dt: &Tensor, a: &Tensor, b: &Tensor, c: &Tensor) -
     let n = a.size()[1];
     let delta_a = (dt.unsqueeze(-1) * a).exp(); // [B, L, D, N]
     let delta_b_u = (dt * u).unsqueeze(-1) * b.unsqueeze(2); // [B, L, D, N]
+                                                             // unbind, not select per step: select's backward allocates a full [B, L, D, N] gradient per
+                                                             // step (quadratic in L); unbind's backward is one stack.
+    let (da, dbu) = (delta_a.unbind(1), delta_b_u.unbind(1));
     let mut h = Tensor::zeros([bsz, d, n], (u.kind(), u.device()));
     let mut states = Vec::with_capacity(l as usize);
-    for t in 0..l {
-        h = delta_a.select(1, t) * &h + delta_b_u.select(1, t);
+    for (a_t, bu_t) in da.iter().zip(&dbu) {
+        h = a_t * &h + bu_t;
         states.push(h.shallow_clone());
     }
     let hs = Tensor::stack(&states, 1); // [B, L, D, N]

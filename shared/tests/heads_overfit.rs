@@ -111,6 +111,24 @@ fn head_bundle_loss_score_diagnostics() {
     let model_total: i64 = head.model.param_counts(&vs).iter().map(|x| x.1).sum();
     assert!(model_total > 0 && report.contains("clip_head") && report.contains("process"));
 
+    // Half-precision tokens (as stored) pool in f32: same result as converting them first.
+    let mut half = random_batch(&cfg, 2);
+    half.image_tokens = half
+        .image_tokens
+        .iter()
+        .map(|t| t.to_kind(Kind::Half))
+        .collect();
+    half.validate(&cfg).unwrap();
+    let mut widened = half
+        .image_tokens
+        .iter()
+        .map(|t| t.to_kind(Kind::Float))
+        .collect();
+    let zr_half = tch::no_grad(|| head.model.forward_t(&half, false).0);
+    std::mem::swap(&mut half.image_tokens, &mut widened);
+    let zr_float = tch::no_grad(|| head.model.forward_t(&half, false).0);
+    assert!(zr_half.equal(&zr_float));
+
     // A batch with the wrong image width is refused with a message naming the tensor.
     let mut wrong = random_batch(&cfg, 2);
     wrong.image_tokens[0] = Tensor::zeros([2, 3, 5, 7], (Kind::Float, Device::Cpu));

@@ -53,7 +53,8 @@ pub struct HeadBatch {
     /// [B, n_pooled_branches, V, image_dim]: the stored mean/max vectors the mean/max branches
     /// read, in branch order
     pub image_pooled: Tensor,
-    /// per GeM branch, in branch order: [B, V, N_tok, image_dim]
+    /// per GeM branch, in branch order: [B, V, N_tok, image_dim]. May also be f16/bf16 (as
+    /// stored, to keep a resident split small): GeM converts to f32 before pooling.
     pub image_tokens: Vec<Tensor>,
 }
 
@@ -66,7 +67,12 @@ impl HeadBatch {
             msg,
         };
         let b = self.video.size().first().copied().unwrap_or(0);
-        let expect = |name: &str, t: &Tensor, rank: usize, last: &[(usize, i64)]| -> Result<()> {
+        let expect = |name: &str,
+                      t: &Tensor,
+                      rank: usize,
+                      last: &[(usize, i64)],
+                      kinds: &[Kind]|
+         -> Result<()> {
             let s = t.size();
             if s.len() != rank || s[0] != b {
                 return Err(bad(format!(
@@ -80,14 +86,24 @@ impl HeadBatch {
                     )));
                 }
             }
-            if t.kind() != Kind::Float {
-                return Err(bad(format!("{name}: kind {:?}, expected Float", t.kind())));
+            if !kinds.contains(&t.kind()) {
+                return Err(bad(format!(
+                    "{name}: kind {:?}, expected one of {kinds:?}",
+                    t.kind()
+                )));
             }
             Ok(())
         };
-        expect("video", &self.video, 3, &[(2, m.video_dim)])?;
-        expect("audio", &self.audio, 3, &[(2, m.audio_dim)])?;
-        expect("sensor", &self.sensor, 3, &[(2, m.sensor_channels)])?;
+        let f32_only = [Kind::Float];
+        expect("video", &self.video, 3, &[(2, m.video_dim)], &f32_only)?;
+        expect("audio", &self.audio, 3, &[(2, m.audio_dim)], &f32_only)?;
+        expect(
+            "sensor",
+            &self.sensor,
+            3,
+            &[(2, m.sensor_channels)],
+            &f32_only,
+        )?;
         let np = cfg.n_pooled_branches() as i64;
         if np > 0 {
             expect(
@@ -95,6 +111,7 @@ impl HeadBatch {
                 &self.image_pooled,
                 4,
                 &[(1, np), (2, m.n_views), (3, m.image_dim)],
+                &f32_only,
             )?;
         }
         if self.image_tokens.len() != cfg.n_gem_branches() {
@@ -110,6 +127,7 @@ impl HeadBatch {
                 t,
                 4,
                 &[(1, m.n_views), (3, m.image_dim)],
+                &[Kind::Float, Kind::Half, Kind::BFloat16],
             )?;
         }
         Ok(())

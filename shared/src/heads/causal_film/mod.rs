@@ -51,7 +51,8 @@ pub struct HeadBatch {
     /// [B, L, sensor_channels], raw values (the head normalises them)
     pub sensor: Tensor,
     /// [B, n_pooled_branches, V, image_dim]: the stored mean/max vectors the mean/max branches
-    /// read, in branch order
+    /// read, in branch order (with no mean/max branch, e.g. v5_text, pass [B, 0, V, image_dim];
+    /// it is not read)
     pub image_pooled: Tensor,
     /// per GeM branch, in branch order: [B, V, N_tok, image_dim]. May also be f16/bf16 (as
     /// stored, to keep a resident split small): GeM converts to f32 before pooling.

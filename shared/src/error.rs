@@ -23,6 +23,12 @@ pub enum Error {
     /// Loading or running a `tokenizer.json`.
     #[error("tokenizer: {0}")]
     Tokenizer(String),
+    /// A config document (file or override) that does not parse or validate.
+    #[error("config {source_name}: {msg}")]
+    Config { source_name: String, msg: String },
+    /// Tensors handed to a head with the wrong shape or kind.
+    #[error("bad input to {what}: {msg}")]
+    BadInput { what: String, msg: String },
 }
 
 impl Error {

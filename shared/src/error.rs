@@ -14,6 +14,12 @@ pub enum Error {
     Torch(#[from] tch::TchError),
     #[error("{0}")]
     Msg(String),
+    #[error("{path}: trained on store `{trained}`, refusing store `{given}`")]
+    StoreMismatch {
+        path: PathBuf,
+        trained: String,
+        given: String,
+    },
 }
 
 impl Error {

@@ -7,7 +7,8 @@ use tch::{nn, Device, Tensor};
 use weld_cache::train::mlp_ae::{MlpAe, MlpAeConfig};
 use weld_cache::train::synth::{SynthConfig, SynthFeatures};
 use weld_cache::train::{
-    evaluate_best, fit, trainer::FitOutcome, Evaluation, RunOptions, TrainConfig,
+    apply_set, evaluate_best, fit, load_config, trainer::FitOutcome, Evaluation, RunOptions,
+    TrainConfig,
 };
 use weld_cache::Error;
 
@@ -57,7 +58,12 @@ struct Run {
     outcome: FitOutcome,
 }
 
-fn run(out: &Path, cfg: &TrainConfig, resume: bool, max_epochs: Option<usize>) -> weld_cache::Result<Run> {
+fn run(
+    out: &Path,
+    cfg: &TrainConfig,
+    resume: bool,
+    max_epochs: Option<usize>,
+) -> weld_cache::Result<Run> {
     let mut src = SynthFeatures::new(&synth_cfg(), Device::Cpu, false)?;
     tch::manual_seed(cfg.seed as i64);
     let vs = nn::VarStore::new(Device::Cpu);
@@ -91,7 +97,10 @@ fn history_wo_seconds(dir: &Path) -> String {
 }
 
 fn tensors(path: &Path) -> HashMap<String, Tensor> {
-    Tensor::read_safetensors(path).unwrap().into_iter().collect()
+    Tensor::read_safetensors(path)
+        .unwrap()
+        .into_iter()
+        .collect()
 }
 
 fn same_tensors(a: &Path, b: &Path) {
@@ -123,7 +132,13 @@ fn learns_is_deterministic_and_resumes_exactly() {
     );
     assert!(m.test.auroc > 0.85, "TEST AUROC {}", m.test.auroc);
 
-    for f in ["config.toml", "history.csv", "metrics.json", "best.safetensors", "last.safetensors"] {
+    for f in [
+        "config.toml",
+        "history.csv",
+        "metrics.json",
+        "best.safetensors",
+        "last.safetensors",
+    ] {
         assert!(a.join(f).is_file(), "{f} missing");
     }
     for f in ["roc.png", "scores_by_class.png", "loss.png"] {
@@ -177,7 +192,9 @@ fn learns_is_deterministic_and_resumes_exactly() {
     assert_eq!(again.test_scores, ev.test_scores);
 
     // another store is refused, by eval and by resume
-    let err = evaluate_best(&head, &vs, &mut src, &a, "other-store", 32).err().unwrap();
+    let err = evaluate_best(&head, &vs, &mut src, &a, "other-store", 32)
+        .err()
+        .unwrap();
     assert!(matches!(err, Error::StoreMismatch { .. }), "{err}");
     // starting a fresh run over an existing one is refused
     let err = run(&a, &cfg, false, None).err().unwrap();
@@ -205,4 +222,35 @@ fn early_stopping_fires() {
     let rows = history_wo_seconds(tmp.path()).lines().count() - 1;
     assert_eq!(rows, 1 + cfg.patience, "stopped after {rows} epochs");
     assert_eq!(ev.metrics.best_epoch, 0);
+}
+
+#[test]
+fn defaults_config_and_overrides() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let path = repo.join("configs/train_defaults.toml");
+    let doc = load_config(&path, &[]).unwrap();
+    let cfg = TrainConfig::from_doc(&doc).unwrap();
+    assert_eq!((cfg.lr, cfg.min_lr, cfg.warmup_epochs), (2e-5, 1e-7, 3));
+    assert_eq!((cfg.patience, cfg.batch_size, cfg.seed), (20, 32, 42));
+    assert_eq!(
+        (cfg.grad_clip, cfg.betas, cfg.eps),
+        (0.5, [0.9, 0.999], 1e-8)
+    );
+    let sets = [
+        "train.lr=1e-4".to_string(),
+        "train.epochs=7".into(),
+        "train.weight_decay=0".into(), // integer into a float key
+        "train.ema=false".into(),
+    ];
+    let cfg = TrainConfig::from_doc(&load_config(&path, &sets).unwrap()).unwrap();
+    assert_eq!(
+        (cfg.lr, cfg.epochs, cfg.weight_decay, cfg.ema),
+        (1e-4, 7, 0.0, false)
+    );
+    for bad in ["train.lr_typo=1", "train.epochs=many", "nolr=1", "train.lr"] {
+        let e = load_config(&path, &[bad.to_string()]).err();
+        assert!(e.is_some(), "`{bad}` accepted");
+    }
+    let mut doc = toml::Value::Table(Default::default());
+    assert!(apply_set(&mut doc, "a.b=1").is_err());
 }

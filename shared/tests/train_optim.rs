@@ -29,10 +29,11 @@ fn adamw_and_clipping_match_torch() {
         .status()
         .expect("spawn python oracle");
     assert!(st.success(), "oracle failed");
-    let fx: HashMap<String, Tensor> = Tensor::read_safetensors(dir.path().join("adamw.safetensors"))
-        .unwrap()
-        .into_iter()
-        .collect();
+    let fx: HashMap<String, Tensor> =
+        Tensor::read_safetensors(dir.path().join("adamw.safetensors"))
+            .unwrap()
+            .into_iter()
+            .collect();
     let names = ["a", "b", "c"];
     let vs = nn::VarStore::new(Device::Cpu);
     let params: Vec<Tensor> = names
@@ -76,7 +77,10 @@ fn adamw_and_clipping_match_torch() {
     let state: HashMap<String, Tensor> = opt.state_tensors().into_iter().collect();
     for n in names {
         let dm = max_diff(&state[&format!("adam_m.{n}")], &fx[&format!("exp_avg.{n}")]);
-        let dv = max_diff(&state[&format!("adam_v.{n}")], &fx[&format!("exp_avg_sq.{n}")]);
+        let dv = max_diff(
+            &state[&format!("adam_v.{n}")],
+            &fx[&format!("exp_avg_sq.{n}")],
+        );
         assert!(dm <= 1e-6 && dv <= 1e-6, "moments of {n}: {dm} {dv}");
     }
     assert_eq!(opt.step_count(), lrs.len() as i64);

@@ -173,4 +173,3 @@ pub(crate) fn copy_checked(dst: &mut Tensor, src: &Tensor, key: &str) -> Result<
     dst.copy_(&src.to_kind(dst.kind()).to_device(dst.device()));
     Ok(())
 }
-

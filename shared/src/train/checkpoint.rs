@@ -61,7 +61,10 @@ pub fn save(path: &Path, tensors: &[(String, Tensor)], state: &TrainState) -> Re
 /// Reads a checkpoint: its tensors (on CPU) and its state.
 pub fn load(path: &Path) -> Result<(HashMap<String, Tensor>, TrainState)> {
     if !path.is_file() {
-        return Err(Error::Msg(format!("checkpoint {} not found", path.display())));
+        return Err(Error::Msg(format!(
+            "checkpoint {} not found",
+            path.display()
+        )));
     }
     let mut tensors: HashMap<String, Tensor> = Tensor::read_safetensors(path)
         .map_err(|e| Error::Msg(format!("{}: cannot read checkpoint: {e}", path.display())))?

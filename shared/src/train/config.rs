@@ -113,7 +113,10 @@ pub fn apply_set(doc: &mut toml::Value, set: &str) -> Result<()> {
             .ok_or_else(|| Error::Msg(format!("--set `{key}`: no key `{part}` in the config")))?;
         if i + 1 == parts.len() {
             let same_type = std::mem::discriminant(slot) == std::mem::discriminant(&value)
-                || matches!((&*slot, &value), (toml::Value::Float(_), toml::Value::Integer(_)));
+                || matches!(
+                    (&*slot, &value),
+                    (toml::Value::Float(_), toml::Value::Integer(_))
+                );
             if !same_type {
                 return Err(Error::Msg(format!(
                     "--set `{key}`: value `{raw}` is a {}, the config holds a {}",

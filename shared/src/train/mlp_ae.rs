@@ -31,10 +31,20 @@ impl MlpAe {
         let enc = nn::seq()
             .add(nn::linear(&p / "enc1", dim, cfg.hidden, Default::default()))
             .add_fn(|x| x.relu())
-            .add(nn::linear(&p / "enc2", cfg.hidden, cfg.bottleneck, Default::default()));
+            .add(nn::linear(
+                &p / "enc2",
+                cfg.hidden,
+                cfg.bottleneck,
+                Default::default(),
+            ));
         let dec = nn::seq()
             .add_fn(|x| x.relu())
-            .add(nn::linear(&p / "dec1", cfg.bottleneck, cfg.hidden, Default::default()))
+            .add(nn::linear(
+                &p / "dec1",
+                cfg.bottleneck,
+                cfg.hidden,
+                Default::default(),
+            ))
             .add_fn(|x| x.relu())
             .add(nn::linear(&p / "dec2", cfg.hidden, dim, Default::default()));
         MlpAe {
@@ -73,7 +83,9 @@ impl TrainableHead for MlpAe {
     fn diagnostics(&self, x: &Tensor) -> Vec<(String, f64)> {
         let (_, z) = self.errors(x, x);
         let spread = if z.size()[0] > 1 {
-            z.std_dim(0, true, false).mean(tch::Kind::Float).double_value(&[])
+            z.std_dim(0, true, false)
+                .mean(tch::Kind::Float)
+                .double_value(&[])
         } else {
             0.0
         };

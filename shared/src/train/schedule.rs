@@ -19,7 +19,8 @@ impl Schedule {
     pub fn lr_at(&self, epoch: usize) -> f64 {
         let w = self.warmup_epochs;
         if epoch < w {
-            return self.warmup_start_lr + (self.lr - self.warmup_start_lr) * epoch as f64 / w as f64;
+            return self.warmup_start_lr
+                + (self.lr - self.warmup_start_lr) * epoch as f64 / w as f64;
         }
         let span = self.epochs.saturating_sub(w);
         let t = if span <= 1 {

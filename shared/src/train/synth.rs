@@ -49,11 +49,15 @@ impl SynthFeatures {
     /// moved to `device` once; otherwise each batch is copied there when loaded.
     pub fn new(cfg: &SynthConfig, device: Device, resident: bool) -> Result<Self> {
         if cfg.dim == 0 || cfg.rank == 0 || cfg.n_classes == 0 {
-            return Err(Error::Msg("[synth]: dim, rank and n_classes must be > 0".into()));
+            return Err(Error::Msg(
+                "[synth]: dim, rank and n_classes must be > 0".into(),
+            ));
         }
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(cfg.seed);
         let mut normal = |n: usize| -> Vec<f32> {
-            (0..n).map(|_| rng.sample::<f32, _>(StandardNormal)).collect()
+            (0..n)
+                .map(|_| rng.sample::<f32, _>(StandardNormal))
+                .collect()
         };
         let (d, r) = (cfg.dim, cfg.rank);
         let w = normal(d * r);
@@ -75,7 +79,11 @@ impl SynthFeatures {
             for i in 0..n {
                 let z = normal(r);
                 let e = normal(d);
-                let class = if i < n_bad { 1 + (i % cfg.n_classes as usize) as u8 } else { 0 };
+                let class = if i < n_bad {
+                    1 + (i % cfg.n_classes as usize) as u8
+                } else {
+                    0
+                };
                 for j in 0..d {
                     let mut v: f32 = (0..r).map(|k| w[j * r + k] * z[k]).sum();
                     v += cfg.noise as f32 * e[j];
@@ -143,12 +151,18 @@ impl BatchSource for SynthFeatures {
     fn load(&mut self, split: Split, indices: &[usize]) -> Result<Tensor> {
         let n = self.len(split);
         if let Some(&i) = indices.iter().find(|&&i| i >= n) {
-            return Err(Error::Msg(format!("{split} position {i} out of range ({n} samples)")));
+            return Err(Error::Msg(format!(
+                "{split} position {i} out of range ({n} samples)"
+            )));
         }
         let src = &self.feats[slot(split)];
         let idx: Vec<i64> = indices.iter().map(|&i| i as i64).collect();
         let idx = Tensor::from_slice(&idx).to_device(src.device());
         let b = src.index_select(0, &idx).to_kind(Kind::Float);
-        Ok(if self.resident { b } else { b.to_device(self.device) })
+        Ok(if self.resident {
+            b
+        } else {
+            b.to_device(self.device)
+        })
     }
 }

@@ -50,7 +50,9 @@ impl std::str::FromStr for Split {
             "TRAIN" => Ok(Split::Train),
             "VAL" => Ok(Split::Val),
             "TEST" => Ok(Split::Test),
-            _ => Err(Error::Msg(format!("unknown split `{s}` (TRAIN, VAL or TEST)"))),
+            _ => Err(Error::Msg(format!(
+                "unknown split `{s}` (TRAIN, VAL or TEST)"
+            ))),
         }
     }
 }
@@ -197,6 +199,9 @@ pub fn load_model(vs: &nn::VarStore, tensors: &HashMap<String, Tensor>, path: &P
     Ok(())
 }
 
+/// Named scalars (loss terms, diagnostics).
+pub type Named = Vec<(String, f64)>;
+
 /// Scores every sample of `split` in fixed batches of `batch_size` (eval mode, no grad).
 /// Returns the scores `[len(split)]` and the head's diagnostics averaged over samples.
 pub fn score_split<H, S>(
@@ -204,7 +209,7 @@ pub fn score_split<H, S>(
     src: &mut S,
     split: Split,
     batch_size: usize,
-) -> Result<(Vec<f64>, Vec<(String, f64)>)>
+) -> Result<(Vec<f64>, Named)>
 where
     H: TrainableHead,
     S: BatchSource<Batch = H::Batch>,
@@ -410,9 +415,16 @@ where
             state.bad_epochs = 0;
             let mut best: Vec<(String, Tensor)> = match (use_ema, ema.as_ref()) {
                 (true, Some(e)) => e.named("model."),
-                _ => raw_model.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect(),
+                _ => raw_model
+                    .iter()
+                    .map(|(n, t)| (n.clone(), t.shallow_clone()))
+                    .collect(),
             };
-            best.extend(opt_state.iter().map(|(n, t)| (n.clone(), t.shallow_clone())));
+            best.extend(
+                opt_state
+                    .iter()
+                    .map(|(n, t)| (n.clone(), t.shallow_clone())),
+            );
             checkpoint::save(&best_path, &best, &state)?;
         } else {
             state.bad_epochs += 1;

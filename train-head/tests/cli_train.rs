@@ -1,8 +1,9 @@
 //! `train-head train` / `eval` end to end on the synthetic features (`--store synth`) with the
 //! MLP-AE baseline: outputs, `--set`, stop + `--resume` equal to an uninterrupted run, and
-//! `eval` reproducing metrics.json.
+//! `eval` reproducing metrics.json; a run killed mid-way resumes to the same result.
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_train-head"))
@@ -85,6 +86,30 @@ fn train_resume_eval() {
     ok(train(&r, &["--resume"]));
     assert_eq!(history(&a), history(&r));
     assert_eq!(json(&a.join("metrics.json")), json(&r.join("metrics.json")));
+
+    // killed (SIGKILL) during the run, then resumed: identical as well
+    let k = tmp.path().join("k");
+    let mut child = bin()
+        .args(["train", "--store", "synth", "--config"])
+        .arg(config())
+        .arg("--out")
+        .arg(&k)
+        .args(["--set", "train.epochs=5"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    for line in lines {
+        if line.unwrap().starts_with("epoch   2/") {
+            child.kill().unwrap();
+            break;
+        }
+    }
+    child.wait().unwrap();
+    assert!(k.join("last.safetensors").is_file());
+    ok(train(&k, &["--resume"]));
+    assert_eq!(history(&a), history(&k));
+    assert_eq!(json(&a.join("metrics.json")), json(&k.join("metrics.json")));
 
     // eval reproduces metrics.json for both splits
     for (split, key) in [("VAL", "val"), ("TEST", "test")] {

@@ -18,6 +18,6 @@ pub use ema::Ema;
 pub use history::HistoryRow;
 pub use schedule::Schedule;
 pub use trainer::{
-    evaluate_best, fit, score_split, BatchSource, Evaluation, Event, FitOutcome, RunMetrics,
+    evaluate_best, fit, score_split, BatchSource, Evaluation, Event, FitOutcome, Named, RunMetrics,
     RunOptions, Split, TrainableHead,
 };

@@ -12,6 +12,9 @@ use weld_cache::train::{
 };
 use weld_cache::Error;
 
+/// torch's global RNG is shared by the test threads of this binary: runs must not interleave.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn train_cfg(seed: u64) -> TrainConfig {
     TrainConfig {
         epochs: 10,
@@ -116,6 +119,7 @@ fn same_tensors(a: &Path, b: &Path) {
 
 #[test]
 fn learns_is_deterministic_and_resumes_exactly() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let tmp = tempfile::tempdir().unwrap();
     let (a, b, c, r) = (
         tmp.path().join("a"),
@@ -206,6 +210,7 @@ fn learns_is_deterministic_and_resumes_exactly() {
 
 #[test]
 fn early_stopping_fires() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let tmp = tempfile::tempdir().unwrap();
     // a learning rate too small to change the ranking of VAL scores: no strict improvement
     let cfg = TrainConfig {

@@ -10,6 +10,7 @@
 //! `tch::manual_seed(step_seed(seed, epoch, step))` runs before every step, so dropout and mask
 //! randomness depend only on `(seed, epoch, step)`. A run resumed from `last.safetensors`
 //! therefore computes exactly the steps an uninterrupted run computes (bit-exact on CPU).
+//! torch's RNG is process-global: two `fit` calls must not run concurrently in one process.
 use crate::metrics::{self, SplitMetrics};
 use crate::train::adamw::{copy_checked, AdamW};
 use crate::train::checkpoint::{self, TrainState, FORMAT};

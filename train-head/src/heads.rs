@@ -66,6 +66,15 @@ pub fn with_head<J: Job>(setup: &Setup, seed: u64, job: J) -> Result<J::Output> 
             let fp = src.fingerprint();
             job.run(&head, &vs, &mut src, &fp)
         }
+        // Integration point for Causal-FiLM (branch `heads`) over the store (branch `store`):
+        // "causal-film" => {
+        //     let mut src = <store-backed BatchSource>::open(setup.store, setup.doc, setup.device,
+        //                                                    setup.resident)?;
+        //     tch::manual_seed(seed as i64);
+        //     let vs = nn::VarStore::new(setup.device);
+        //     let head = heads::causal_film::<Model>::new(vs.root(), &<its config table>)?;
+        //     job.run(&head, &vs, &mut src, &<store fingerprint>)
+        // }
         other => bail!("unknown head `{other}` (this build knows: mlp-ae)"),
     }
 }

@@ -83,6 +83,18 @@ pub trait BatchSource {
     fn classes(&self, split: Split) -> Vec<u8>;
     /// The batch of the given positions within `split`, on the head's device.
     fn load(&mut self, split: Split, indices: &[usize]) -> Result<Self::Batch>;
+    /// The TRAIN batch of training step `step` of `epoch`. A source holding several augmented
+    /// copies per TRAIN sample picks the copy here, from `(seed, epoch, step)` only, so resumed
+    /// runs stay exact. Default: `load(Split::Train, indices)`.
+    fn load_train(
+        &mut self,
+        indices: &[usize],
+        _seed: u64,
+        _epoch: usize,
+        _step: usize,
+    ) -> Result<Self::Batch> {
+        self.load(Split::Train, indices)
+    }
 }
 
 /// Where and how a run is written.
@@ -347,7 +359,7 @@ where
         let mut terms: Vec<(String, f64)> = Vec::new();
         for (step, idx) in batches.iter().enumerate() {
             tch::manual_seed(step_seed(cfg.seed, epoch, step));
-            let batch = src.load(Split::Train, idx)?;
+            let batch = src.load_train(idx, cfg.seed, epoch, step)?;
             let (loss, t) = head.loss(&batch, true);
             let lv = loss.double_value(&[]);
             if !lv.is_finite() {

@@ -29,6 +29,12 @@ pub enum Error {
     /// Tensors handed to a head with the wrong shape or kind.
     #[error("bad input to {what}: {msg}")]
     BadInput { what: String, msg: String },
+    #[error("{path}: trained on store `{trained}`, refusing store `{given}`")]
+    StoreMismatch {
+        path: PathBuf,
+        trained: String,
+        given: String,
+    },
 }
 
 impl Error {

@@ -1,4 +1,8 @@
 //! `train-head`: trains, evaluates and sweeps the small heads on a memory-mapped feature store.
+mod cmd_eval;
+mod cmd_train;
+mod heads;
+
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
@@ -17,12 +21,18 @@ struct Cli {
 enum Cmd {
     /// Print the libtorch build and whether CUDA is usable.
     Doctor,
+    /// Train a head; writes config.toml, history.csv, checkpoints, metrics.json and plots/.
+    Train(cmd_train::TrainArgs),
+    /// Re-evaluate a run's best checkpoint on VAL or TEST.
+    Eval(cmd_eval::EvalArgs),
 }
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Doctor => print!("{}", weld_cache::device::doctor_report()),
+        Cmd::Train(a) => cmd_train::run(a)?,
+        Cmd::Eval(a) => cmd_eval::run(a)?,
     }
     Ok(())
 }

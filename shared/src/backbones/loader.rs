@@ -165,3 +165,58 @@ pub fn read_config<T: serde::de::DeserializeOwned>(dir: &Path) -> Result<T> {
     let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
     serde_json::from_str(&text).map_err(|e| Error::Msg(format!("{}: {e}", path.display())))
 }
+
+/// What `extract inspect` shows about one weight file, read from the safetensors header only.
+#[derive(Debug, Clone)]
+pub struct WeightFileInfo {
+    pub path: PathBuf,
+    pub sha256: String,
+    pub tensors: usize,
+    /// Number of scalar values stored.
+    pub numel: u64,
+    /// Stored dtypes (`F32`, `BF16`, ...), with their value counts.
+    pub dtypes: BTreeMap<String, u64>,
+}
+
+/// Reads a safetensors header and hashes the file.
+pub fn weight_file_info(path: &Path) -> Result<WeightFileInfo> {
+    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut len = [0u8; 8];
+    f.read_exact(&mut len).map_err(|e| Error::io(path, e))?;
+    let n = u64::from_le_bytes(len);
+    if n > 100_000_000 {
+        return Err(Error::Msg(format!(
+            "{}: safetensors header of {n} bytes is not plausible",
+            path.display()
+        )));
+    }
+    let mut header = vec![0u8; n as usize];
+    f.read_exact(&mut header).map_err(|e| Error::io(path, e))?;
+    let v: serde_json::Value = serde_json::from_slice(&header)
+        .map_err(|e| Error::Msg(format!("{}: invalid safetensors header: {e}", path.display())))?;
+    let obj = v
+        .as_object()
+        .ok_or_else(|| Error::Msg(format!("{}: header is not an object", path.display())))?;
+    let mut info = WeightFileInfo {
+        path: path.to_path_buf(),
+        sha256: sha256_file(path)?,
+        tensors: 0,
+        numel: 0,
+        dtypes: BTreeMap::new(),
+    };
+    for (k, t) in obj.iter().filter(|(k, _)| k.as_str() != "__metadata__") {
+        let dtype = t.get("dtype").and_then(|d| d.as_str());
+        let shape = t.get("shape").and_then(|s| s.as_array());
+        let (Some(dtype), Some(shape)) = (dtype, shape) else {
+            return Err(Error::Msg(format!(
+                "{}: tensor `{k}` has no dtype/shape",
+                path.display()
+            )));
+        };
+        let numel: u64 = shape.iter().map(|d| d.as_u64().unwrap_or(0)).product();
+        info.tensors += 1;
+        info.numel += numel;
+        *info.dtypes.entry(dtype.to_string()).or_default() += numel;
+    }
+    Ok(info)
+}

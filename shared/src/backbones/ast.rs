@@ -145,7 +145,9 @@ impl Block {
         let k = common::split_heads(&self.k.forward(&a), heads);
         let v = common::split_heads(&self.v.forward(&a), heads);
         let h = h + self.o.forward(&common::attention(&q, &k, &v));
-        let m = self.fc_out.forward(&act.forward(&self.fc_in.forward(&self.norm_after.forward(&h))));
+        let m = self
+            .fc_out
+            .forward(&act.forward(&self.fc_in.forward(&self.norm_after.forward(&h))));
         h + m
     }
 }
@@ -155,7 +157,7 @@ impl Block {
 pub struct Ast {
     config: Config,
     act: Act,
-    _vs: nn::VarStore,
+    vs: nn::VarStore,
     cls: Tensor,
     dist: Tensor,
     pos: Tensor,
@@ -200,7 +202,7 @@ impl Ast {
         Ok(Self {
             config,
             act,
-            _vs: nn::VarStore::new(Device::Cpu),
+            vs: nn::VarStore::new(Device::Cpu),
             cls,
             dist,
             pos,
@@ -222,12 +224,17 @@ impl Ast {
             ignore: &ignored,
         };
         common::load_into(&mut vs, dir, &rules, kind)?;
-        model._vs = vs;
+        model.vs = vs;
         Ok(model)
     }
 
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// Number of parameters of the loaded (run) part of the model.
+    pub fn num_parameters(&self) -> i64 {
+        self.vs.variables().values().map(|t| t.numel() as i64).sum()
     }
 
     fn check_input(&self, x: &Tensor) -> Result<()> {
@@ -264,7 +271,11 @@ impl Ast {
         let b = p.size()[0];
         let d = c.hidden_size;
         Tensor::cat(
-            &[self.cls.expand([b, 1, d], false), self.dist.expand([b, 1, d], false), p],
+            &[
+                self.cls.expand([b, 1, d], false),
+                self.dist.expand([b, 1, d], false),
+                p,
+            ],
             1,
         ) + &self.pos
     }
@@ -320,7 +331,11 @@ pub fn write_tiny(dir: &Path, seed: u64) -> Result<()> {
         ("classifier.dense.bias".into(), vec![TINY_LABELS]),
     ];
     tensors.extend(tiny::random_extra(&head, seed + 1));
-    let mut json = tiny::config_json(&config, "audio-spectrogram-transformer", "ASTForAudioClassification")?;
+    let mut json = tiny::config_json(
+        &config,
+        "audio-spectrogram-transformer",
+        "ASTForAudioClassification",
+    )?;
     let labels: serde_json::Map<String, serde_json::Value> = (0..TINY_LABELS)
         .map(|i| (i.to_string(), format!("LABEL_{i}").into()))
         .collect();

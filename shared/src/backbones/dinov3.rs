@@ -200,7 +200,7 @@ fn apply_rope(x: &Tensor, (cos, sin): &(Tensor, Tensor)) -> Tensor {
 pub struct Dinov3 {
     config: Config,
     act: Act,
-    _vs: nn::VarStore,
+    vs: nn::VarStore,
     cls: Tensor,
     registers: Tensor,
     patch_w: Tensor,
@@ -237,13 +237,17 @@ impl Dinov3 {
             .collect();
         let norm = LayerNorm::new(&root / "norm", d, c.layer_norm_eps);
         // inv_freq = 1 / base ** arange(0, 1, 4 / head_dim), float32 (a non-persistent buffer).
-        let steps =
-            Tensor::arange_start_step(0.0, 1.0, 4.0 / c.head_dim() as f64, (Kind::Float, vs.device()));
+        let steps = Tensor::arange_start_step(
+            0.0,
+            1.0,
+            4.0 / c.head_dim() as f64,
+            (Kind::Float, vs.device()),
+        );
         let inv_freq = Tensor::pow_scalar(c.rope_theta, &steps).reciprocal();
         Ok(Self {
             config,
             act,
-            _vs: nn::VarStore::new(Device::Cpu),
+            vs: nn::VarStore::new(Device::Cpu),
             cls,
             registers,
             patch_w,
@@ -264,12 +268,17 @@ impl Dinov3 {
             ignore: &|_k: &str| false,
         };
         common::load_into(&mut vs, dir, &rules, kind)?;
-        model._vs = vs;
+        model.vs = vs;
         Ok(model)
     }
 
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// Number of parameters of the loaded (run) part of the model.
+    pub fn num_parameters(&self) -> i64 {
+        self.vs.variables().values().map(|t| t.numel() as i64).sum()
     }
 
     /// (cos, sin) [Hp*Wp, Dh] in the activation dtype, computed in f32 as transformers does.
@@ -279,8 +288,8 @@ impl Dinov3 {
         let cw = Tensor::arange_start(0.5, wp as f64, (Kind::Float, dev)) / wp as f64;
         let grid = Tensor::meshgrid_indexing(&[ch, cw], "ij");
         let coords = Tensor::stack(&grid, -1).flatten(0, 1) * 2.0 - 1.0; // [P, 2] (y, x)
-        let angles = (coords.unsqueeze(-1) * (2.0 * std::f64::consts::PI))
-            * self.inv_freq.view([1, 1, -1]); // [P, 2, Dh/4]
+        let angles =
+            (coords.unsqueeze(-1) * (2.0 * std::f64::consts::PI)) * self.inv_freq.view([1, 1, -1]); // [P, 2, Dh/4]
         let angles = angles.flatten(1, 2).tile([1, 2]); // [P, Dh]
         (angles.cos().to_kind(kind), angles.sin().to_kind(kind))
     }
@@ -290,7 +299,14 @@ impl Dinov3 {
         let kind = self.patch_w.kind();
         let x = x.to_device(self.patch_w.device()).to_kind(kind);
         let p = self.config.patch_size;
-        let patches = x.conv2d(&self.patch_w, Some(&self.patch_b), [p, p], [0, 0], [1, 1], 1);
+        let patches = x.conv2d(
+            &self.patch_w,
+            Some(&self.patch_b),
+            [p, p],
+            [0, 0],
+            [1, 1],
+            1,
+        );
         let (b, _, hp, wp) = patches.size4().expect("conv2d output is 4-D");
         let patches = patches.flatten(2, 3).transpose(1, 2);
         let d = self.config.hidden_size;

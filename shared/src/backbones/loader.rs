@@ -192,8 +192,12 @@ pub fn weight_file_info(path: &Path) -> Result<WeightFileInfo> {
     }
     let mut header = vec![0u8; n as usize];
     f.read_exact(&mut header).map_err(|e| Error::io(path, e))?;
-    let v: serde_json::Value = serde_json::from_slice(&header)
-        .map_err(|e| Error::Msg(format!("{}: invalid safetensors header: {e}", path.display())))?;
+    let v: serde_json::Value = serde_json::from_slice(&header).map_err(|e| {
+        Error::Msg(format!(
+            "{}: invalid safetensors header: {e}",
+            path.display()
+        ))
+    })?;
     let obj = v
         .as_object()
         .ok_or_else(|| Error::Msg(format!("{}: header is not an object", path.display())))?;

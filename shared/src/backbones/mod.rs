@@ -96,6 +96,15 @@ impl Backbone {
         }
     }
 
+    /// Number of parameters of the part we run (heads and predictors are not counted).
+    pub fn num_parameters(&self) -> i64 {
+        match self {
+            Backbone::Dinov3(m) => m.num_parameters(),
+            Backbone::VJepa2(m) => m.num_parameters(),
+            Backbone::Ast(m) => m.num_parameters(),
+        }
+    }
+
     /// A one-line summary of the architecture from `config.json`.
     pub fn summary(&self) -> String {
         match self {

@@ -76,10 +76,7 @@ pub fn write_safetensors(path: &Path, tensors: &[(String, Tensor)]) -> Result<()
     let mut sorted: Vec<&(String, Tensor)> = tensors.iter().collect();
     sorted.sort_by(|a, b| a.0.cmp(&b.0));
     let mut header = serde_json::Map::new();
-    header.insert(
-        "__metadata__".into(),
-        serde_json::json!({ "format": "pt" }),
-    );
+    header.insert("__metadata__".into(), serde_json::json!({ "format": "pt" }));
     let mut data: Vec<u8> = Vec::new();
     for (name, t) in sorted {
         let t = t.to_device(tch::Device::Cpu).contiguous();

@@ -166,7 +166,9 @@ impl Block {
         let k = rope.apply(&common::split_heads(&self.k.forward(&a), heads));
         let v = common::split_heads(&self.v.forward(&a), heads);
         let h = h + self.proj.forward(&common::attention(&q, &k, &v));
-        let m = self.fc2.forward(&act.forward(&self.fc1.forward(&self.norm2.forward(&h))));
+        let m = self
+            .fc2
+            .forward(&act.forward(&self.fc1.forward(&self.norm2.forward(&h))));
         h + m
     }
 }
@@ -228,7 +230,7 @@ impl Rope {
 pub struct VJepa2 {
     config: Config,
     act: Act,
-    _vs: nn::VarStore,
+    vs: nn::VarStore,
     patch_w: Tensor,
     patch_b: Tensor,
     blocks: Vec<Block>,
@@ -273,7 +275,7 @@ impl VJepa2 {
         Ok(Self {
             config,
             act,
-            _vs: nn::VarStore::new(Device::Cpu),
+            vs: nn::VarStore::new(Device::Cpu),
             patch_w,
             patch_b,
             blocks,
@@ -292,12 +294,17 @@ impl VJepa2 {
             ignore: &ignored,
         };
         common::load_into(&mut vs, dir, &rules, kind)?;
-        model._vs = vs;
+        model.vs = vs;
         Ok(model)
     }
 
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// Number of parameters of the loaded (run) part of the model.
+    pub fn num_parameters(&self) -> i64 {
+        self.vs.variables().values().map(|t| t.numel() as i64).sum()
     }
 
     fn check_input(&self, x: &Tensor) -> Result<()> {
@@ -323,7 +330,14 @@ impl VJepa2 {
         let x = x.to_kind(kind);
         let (t, p) = (c.tubelet_size, c.patch_size);
         let h = x
-            .conv3d(&self.patch_w, Some(&self.patch_b), [t, p, p], [0, 0, 0], [1, 1, 1], 1)
+            .conv3d(
+                &self.patch_w,
+                Some(&self.patch_b),
+                [t, p, p],
+                [0, 0, 0],
+                [1, 1, 1],
+                1,
+            )
             .flatten(2, 4)
             .transpose(1, 2);
         let n = h.size()[1];
@@ -373,8 +387,14 @@ fn predictor_shapes(c: &Config) -> Vec<(String, Vec<i64>)> {
             "predictor.embeddings.mask_tokens".to_string(),
             vec![c.pred_num_mask_tokens, 1, 1, pd],
         ),
-        ("predictor.embeddings.predictor_embeddings.weight".into(), vec![pd, d]),
-        ("predictor.embeddings.predictor_embeddings.bias".into(), vec![pd]),
+        (
+            "predictor.embeddings.predictor_embeddings.weight".into(),
+            vec![pd, d],
+        ),
+        (
+            "predictor.embeddings.predictor_embeddings.bias".into(),
+            vec![pd],
+        ),
         ("predictor.layernorm.weight".into(), vec![pd]),
         ("predictor.layernorm.bias".into(), vec![pd]),
         ("predictor.proj.weight".into(), vec![d, pd]),

@@ -16,9 +16,8 @@ const BF16_TOL: f64 = 5e-2;
 const F16_TOL: f64 = 1e-2;
 
 fn python() -> String {
-    std::env::var("WELD_PYTHON").unwrap_or_else(|_| {
-        format!("{}/../.venv/bin/python", env!("CARGO_MANIFEST_DIR"))
-    })
+    std::env::var("WELD_PYTHON")
+        .unwrap_or_else(|_| format!("{}/../.venv/bin/python", env!("CARGO_MANIFEST_DIR")))
 }
 
 struct Fixtures {
@@ -30,7 +29,10 @@ fn fixtures() -> &'static Fixtures {
     static F: OnceLock<Fixtures> = OnceLock::new();
     F.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
-        let script = format!("{}/../tests/oracle/backbones_make.py", env!("CARGO_MANIFEST_DIR"));
+        let script = format!(
+            "{}/../tests/oracle/backbones_make.py",
+            env!("CARGO_MANIFEST_DIR")
+        );
         let out = std::process::Command::new(python())
             .arg(&script)
             .arg(dir.path())
@@ -87,15 +89,24 @@ fn compare_all(kind: Kind, tol: f64) -> Vec<(String, f64)> {
         for (i, h) in hidden.iter().enumerate() {
             assert_eq!(h.kind(), kind);
             let e = rel_err(h, &get(&reference, &format!("hidden_states.{i}")));
-            assert!(e < tol, "{name} {kind:?}: hidden_states.{i} rel err {e:.3e} >= {tol:e}");
+            assert!(
+                e < tol,
+                "{name} {kind:?}: hidden_states.{i} rel err {e:.3e} >= {tol:e}"
+            );
             worst = worst.max(e);
         }
         let last = model.forward_last(&input).unwrap();
         let e = rel_err(&last, &get(&reference, "last_hidden_state"));
-        assert!(e < tol, "{name} {kind:?}: last_hidden_state rel err {e:.3e}");
+        assert!(
+            e < tol,
+            "{name} {kind:?}: last_hidden_state rel err {e:.3e}"
+        );
         // forward_last and the last hidden state are the same computation.
         let same = rel_err(&last, &hidden[n - 1].to_kind(Kind::Float));
-        assert!(same < 1e-6, "{name}: forward_last differs from hidden_states[-1]");
+        assert!(
+            same < 1e-6,
+            "{name}: forward_last differs from hidden_states[-1]"
+        );
         eprintln!("parity {kind:?} {name}: worst rel err {worst:.3e}");
         report.push((name, worst));
     }
@@ -124,7 +135,16 @@ fn oracle_covers_sharded_prefixed_and_special_shapes() {
     let has = |pred: &dyn Fn(&serde_json::Value) -> bool| cases.iter().any(pred);
     let files = |c: &serde_json::Value| c["files"].to_string();
     assert!(has(&|c| files(c).contains("model.safetensors.index.json")));
-    for want in ["dinov3_plain_r0", "dinov3_r2", "vjepa2_t5", "vjepa2_t1_videocls", "ast_audiocls"] {
-        assert!(has(&|c| c["name"].as_str().unwrap().starts_with(want)), "{want}");
+    for want in [
+        "dinov3_plain_r0",
+        "dinov3_r2",
+        "vjepa2_t5",
+        "vjepa2_t1_videocls",
+        "ast_audiocls",
+    ] {
+        assert!(
+            has(&|c| c["name"].as_str().unwrap().starts_with(want)),
+            "{want}"
+        );
     }
 }

@@ -117,6 +117,10 @@ CASES = {
         ASTForAudioClassification,
         ast(frequency_stride=14, time_stride=14, max_length=64, num_mel_bins=48, num_labels=5),
         "input_values", (2, 64, 48), "audio_spectrogram_transformer", {"max_shard_size": "80KB"}),
+    # pickled pytorch_model.bin, as the AST hub checkpoint ships: the Rust test converts it first
+    "ast_audiocls_bin": (
+        ASTForAudioClassification, ast(num_labels=2, layer_norm_eps=1e-12),
+        "input_values", (2, 100, 40), "audio_spectrogram_transformer", {"safe_serialization": False}),
 }
 
 
@@ -161,6 +165,7 @@ def main():
                 "ref": os.path.join(d, "ref.safetensors"),
                 "num_hidden": len(hs),
                 "files": sorted(os.listdir(os.path.join(d, "model"))),
+                "needs_conversion": save_kw.get("safe_serialization") is False,
             }
         )
     with open(os.path.join(outdir, "cases.json"), "w") as f:

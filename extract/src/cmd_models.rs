@@ -33,6 +33,10 @@ pub struct ForwardArgs {
     /// `f32`, `bf16` or `f16`.
     #[arg(long, default_value = "f32")]
     pub dtype: String,
+    /// Also time N `last_hidden_state`-only forwards (after one warm-up) and print
+    /// `TIME <seconds per forward>` (used by scripts/bench_backbones.sh).
+    #[arg(long, default_value_t = 0)]
+    pub bench: usize,
 }
 
 #[derive(Args, Debug)]
@@ -116,6 +120,15 @@ pub fn forward(a: &ForwardArgs) -> Result<()> {
     out.push(("last_hidden_state".into(), last));
     backbones::write_safetensors(&a.output, &out)
         .with_context(|| format!("writing {}", a.output.display()))?;
+    if a.bench > 0 {
+        let _ = model.forward_last(input)?;
+        let t0 = std::time::Instant::now();
+        for _ in 0..a.bench {
+            // to_device(Cpu) waits for a CUDA stream, so the time is the real forward time.
+            let _ = model.forward_last(input)?.to_device(tch::Device::Cpu);
+        }
+        println!("TIME {:.6}", t0.elapsed().as_secs_f64() / a.bench as f64);
+    }
     println!(
         "{}: {} hidden states of shape {:?} ({}, {:?}) -> {}",
         model.model_type(),

@@ -148,7 +148,13 @@ fn forward_on_unseen_transformers_folders_matches() {
         let model = PathBuf::from(c["model_dir"].as_str().unwrap());
         let input = PathBuf::from(c["input"].as_str().unwrap());
         let reference = PathBuf::from(c["ref"].as_str().unwrap());
-        for (dtype, tol) in [("f32", 1e-4), ("bf16", 5e-2)] {
+        // bf16 once (on the V-JEPA 2 folder) to keep the test short; the lib tests cover all.
+        let dtypes: &[(&str, f64)] = if name.starts_with("vjepa2") {
+            &[("f32", 1e-4), ("bf16", 5e-2)]
+        } else {
+            &[("f32", 1e-4)]
+        };
+        for &(dtype, tol) in dtypes {
             let out = tmp.path().join(format!("{name}_{dtype}.safetensors"));
             forward(&model, &input, &out, dtype);
             let e = worst_rel_err(&out, &reference);

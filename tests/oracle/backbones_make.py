@@ -117,6 +117,19 @@ CASES = {
         ASTForAudioClassification,
         ast(frequency_stride=14, time_stride=14, max_length=64, num_mel_bins=48, num_labels=5),
         "input_values", (2, 64, 48), "audio_spectrogram_transformer", {"max_shard_size": "80KB"}),
+    # head_dim 64 and the real token geometry (RoPE: 16 DINOv3 frequencies; V-JEPA 2 segments of
+    # 20 channels + 4 pass-through on a 16x16 grid; AST 1024x128 with strides 14 -> 659 tokens)
+    "dinov3_headdim64": (
+        DINOv3ViTModel, dinov3(hidden_size=128, num_attention_heads=2, num_hidden_layers=2),
+        "pixel_values", (2, 3, 224, 224), None, {}),
+    "vjepa2_headdim64_crop256": (
+        VJEPA2Model, vjepa2(hidden_size=128, num_attention_heads=2, num_hidden_layers=2,
+                            crop_size=256, patch_size=16),
+        "pixel_values_videos", (2, 2, 3, 256, 256), None, {}),
+    "ast_real_geometry": (
+        ASTModel, ast(num_hidden_layers=2, frequency_stride=14, time_stride=14, max_length=1024,
+                      num_mel_bins=128, layer_norm_eps=1e-12),
+        "input_values", (2, 1024, 128), None, {}),
     # pickled pytorch_model.bin, as the AST hub checkpoint ships: the Rust test converts it first
     "ast_audiocls_bin": (
         ASTForAudioClassification, ast(num_labels=2, layer_norm_eps=1e-12),

@@ -168,6 +168,12 @@ def main():
         save_file({in_name: x.contiguous()}, os.path.join(d, "input.safetensors"))
         ref = {f"hidden_states.{j}": h.clone().contiguous() for j, h in enumerate(hs)}
         ref["last_hidden_state"] = last.clone().contiguous()
+        # the saved folder loaded by transformers in bf16 the usual way (`dtype=torch.bfloat16`;
+        # unlike `.to(bf16)` this keeps DINOv3's non-persistent f32 `inv_freq`), stored as f32
+        m16 = cls.from_pretrained(os.path.join(d, "model"), dtype=torch.bfloat16).eval()
+        hs16, _ = run(m16, in_name, attr, x.to(torch.bfloat16))
+        for j, h in enumerate(hs16):
+            ref[f"bf16.hidden_states.{j}"] = h.float().contiguous()
         save_file(ref, os.path.join(d, "ref.safetensors"))
         cases.append(
             {

@@ -120,6 +120,36 @@ fn missing_unexpected_and_misshaped_keys_are_named() {
     });
     let e = load_err(&vdir);
     assert!(e.contains("encoder.layernorm.bias"), "{e}");
+    // The same key with and without the task prefix is ambiguous: an error, not a silent pick.
+    vjepa2::write_tiny(&vdir, 4).unwrap();
+    edit_checkpoint(&vdir, |ts| {
+        let t = ts
+            .iter()
+            .find(|(k, _)| k == "encoder.layernorm.weight")
+            .unwrap()
+            .1
+            .copy();
+        ts.push(("vjepa2.encoder.layernorm.weight".into(), t));
+    });
+    let e = load_err(&vdir);
+    assert!(
+        e.contains("appears twice") && e.contains("encoder.layernorm.weight"),
+        "{e}"
+    );
+    // A shard listed in the index but absent is named.
+    let sdir = tmp.path().join("s");
+    dinov3::write_tiny(&sdir, 6).unwrap();
+    std::fs::rename(
+        sdir.join("model.safetensors"),
+        sdir.join("model-00001-of-00002.safetensors"),
+    )
+    .unwrap();
+    let index = serde_json::json!({"metadata": {}, "weight_map": {
+        "norm.weight": "model-00001-of-00002.safetensors",
+        "norm.bias": "model-00002-of-00002.safetensors"}});
+    std::fs::write(sdir.join("model.safetensors.index.json"), index.to_string()).unwrap();
+    let e = load_err(&sdir);
+    assert!(e.contains("model-00002-of-00002.safetensors"), "{e}");
 }
 
 #[test]

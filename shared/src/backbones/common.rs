@@ -2,7 +2,7 @@
 //! a LayerNorm whose parameters sit at HF key names, activation functions named as HF names them,
 //! multi-head attention via `scaled_dot_product_attention`, and the common load path
 //! (own `VarStore`, strict copy, freeze).
-use super::loader::{load_strict, read_checkpoint, KeyRules};
+use super::loader::{load_dir_strict, KeyRules};
 use crate::{Error, Result};
 use std::path::Path;
 use tch::{nn, Device, Kind, Tensor};
@@ -137,8 +137,7 @@ pub(crate) fn load_into(
 ) -> Result<()> {
     check_kind(kind)?;
     vs.set_kind(kind);
-    let tensors = read_checkpoint(dir)?;
-    load_strict(vs, tensors, rules, dir)?;
+    load_dir_strict(vs, dir, rules)?;
     vs.freeze();
     Ok(())
 }

@@ -236,14 +236,13 @@ impl Dinov3 {
             .map(|i| Block::new(&layer / i, c))
             .collect();
         let norm = LayerNorm::new(&root / "norm", d, c.layer_norm_eps);
-        // inv_freq = 1 / base ** arange(0, 1, 4 / head_dim), float32 (a non-persistent buffer).
-        let steps = Tensor::arange_start_step(
-            0.0,
-            1.0,
-            4.0 / c.head_dim() as f64,
-            (Kind::Float, vs.device()),
-        );
-        let inv_freq = Tensor::pow_scalar(c.rope_theta, &steps).reciprocal();
+        // inv_freq = 1 / base ** arange(0, 1, 4 / head_dim): a non-persistent f32 buffer that
+        // transformers computes on the CPU at init and then moves to the device.
+        let step = 4.0 / c.head_dim() as f64;
+        let steps = Tensor::arange_start_step(0.0, 1.0, step, (Kind::Float, Device::Cpu));
+        let inv_freq = Tensor::pow_scalar(c.rope_theta, &steps)
+            .reciprocal()
+            .to_device(vs.device());
         Ok(Self {
             config,
             act,

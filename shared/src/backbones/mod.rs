@@ -1,6 +1,11 @@
 //! Frozen backbones, one file per family, each matching `transformers==4.57.1`, plus the model
 //! folder tooling (strict loader, tiny random folders) and `Backbone`, which picks the family from
 //! `config.json`'s `model_type`.
+//!
+//! Measured parity with transformers 4.57.1 on CPU (tests `backbones_parity`, 12 tiny random
+//! configurations, batch 2-3, every hidden state, error = max|ours - ref| / max|ref|): f32 0
+//! (bit-exact); bf16 0 against transformers loading the folder in bf16 and <= 1.3e-2 against the
+//! f32 reference; f16 <= 1.4e-3 against the f32 reference.
 pub mod ast;
 mod common;
 pub mod dinov3;

@@ -237,12 +237,6 @@ pub struct VJepa2 {
     norm: LayerNorm,
 }
 
-impl std::fmt::Debug for Rope {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Rope(seg={})", self.seg)
-    }
-}
-
 /// Keys of a `VJEPA2Model` / `VJEPA2ForVideoClassification` checkpoint that we never run.
 fn ignored(key: &str) -> bool {
     key.starts_with("predictor.") || key.starts_with("pooler.") || key.starts_with("classifier.")
@@ -310,7 +304,12 @@ impl VJepa2 {
     fn check_input(&self, x: &Tensor) -> Result<()> {
         let s = x.size();
         let c = &self.config;
-        if s.len() != 5 || s[2] != c.in_chans || s[3] < c.patch_size || s[4] < c.patch_size {
+        if s.len() != 5
+            || s[1] < 1
+            || s[2] != c.in_chans
+            || s[3] < c.patch_size
+            || s[4] < c.patch_size
+        {
             return Err(Error::Msg(format!(
                 "V-JEPA 2 pixel_values_videos must be [B, T, {}, H, W], got {s:?}",
                 c.in_chans

@@ -9,7 +9,7 @@ source "$(dirname "$0")/env.sh"
 cd "$ROOT"
 REPEAT="${1:-3}"
 DEVICE="${2:-cpu}"
-cargo build --release -p extract >/dev/null
+cargo build --release -q -p extract
 TMP="$(mktemp -d)"
 trap 'rm -rf "$TMP"' EXIT
 "$WELD_PYTHON" - "$TMP" <<'PY'

@@ -3,6 +3,8 @@
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+mod cmd_models;
+
 #[derive(Parser)]
 #[command(
     name = "extract",
@@ -18,12 +20,21 @@ struct Cli {
 enum Cmd {
     /// Print the libtorch build and whether CUDA is usable.
     Doctor,
+    /// Show a model folder: type, config, parameter count, dtype, weight files + sha256.
+    Inspect(cmd_models::InspectArgs),
+    /// Run a backbone on a safetensors input and write every hidden state (f32).
+    Forward(cmd_models::ForwardArgs),
+    /// Write tiny random-weight Hugging Face folders of every backbone.
+    InitModels(cmd_models::InitModelsArgs),
 }
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Doctor => print!("{}", weld_cache::device::doctor_report()),
+        Cmd::Inspect(a) => cmd_models::inspect(&a)?,
+        Cmd::Forward(a) => cmd_models::forward(&a)?,
+        Cmd::InitModels(a) => cmd_models::init_models(&a)?,
     }
     Ok(())
 }

@@ -120,14 +120,24 @@ pub fn load_strict(
         }
     });
     let unexpected: Vec<String> = by_name.into_keys().collect();
+    mismatch(source, &missing, &shapes, &unexpected)
+}
+
+/// `Ok` when all three lists are empty, else one error naming (up to 8 of) each kind of key.
+fn mismatch(
+    source: &Path,
+    missing: &[String],
+    shapes: &[String],
+    unexpected: &[String],
+) -> Result<()> {
     if missing.is_empty() && shapes.is_empty() && unexpected.is_empty() {
         return Ok(());
     }
     let mut msg = format!("{}: checkpoint does not match the model", source.display());
     for (what, list) in [
-        ("missing", &missing),
-        ("mis-shaped", &shapes),
-        ("unexpected", &unexpected),
+        ("missing", missing),
+        ("mis-shaped", shapes),
+        ("unexpected", unexpected),
     ] {
         if !list.is_empty() {
             let shown: Vec<&str> = list.iter().take(8).map(String::as_str).collect();
@@ -142,6 +152,121 @@ pub fn load_strict(
         }
     }
     Err(Error::Msg(msg))
+}
+
+/// Like [`load_strict`] on [`read_checkpoint`]'s result, but streams: each weight file is
+/// memory-mapped and every tensor is copied into its variable and dropped at once, so the peak
+/// memory is the model plus one tensor (not the model plus the whole checkpoint).
+pub fn load_dir_strict(vs: &mut nn::VarStore, dir: &Path, rules: &KeyRules) -> Result<()> {
+    let mut pending: BTreeMap<String, Tensor> = vs.variables().into_iter().collect();
+    let mut seen = std::collections::HashSet::new();
+    let (mut shapes, mut unexpected) = (Vec::new(), Vec::new());
+    for file in weight_files(dir)? {
+        if !file.is_file() {
+            return Err(Error::Msg(format!(
+                "missing weight shard {}",
+                file.display()
+            )));
+        }
+        for_each_safetensor(&file, |k, t| {
+            let key = rules
+                .strip_prefixes
+                .iter()
+                .find_map(|p| k.strip_prefix(p))
+                .unwrap_or(&k)
+                .to_string();
+            if !seen.insert(key.clone()) {
+                return Err(Error::Msg(format!(
+                    "{}: key `{key}` appears twice (after prefix stripping)",
+                    file.display()
+                )));
+            }
+            if (rules.ignore)(&key) {
+                return Ok(());
+            }
+            match pending.remove(&key) {
+                None => unexpected.push(key),
+                Some(var) if var.size() != t.size() => shapes.push(format!(
+                    "{key}: checkpoint {:?}, model {:?}",
+                    t.size(),
+                    var.size()
+                )),
+                Some(mut var) => tch::no_grad(|| {
+                    var.copy_(&t.to_device(var.device()).to_kind(var.kind()));
+                }),
+            }
+            Ok(())
+        })?;
+    }
+    let missing: Vec<String> = pending.into_keys().collect();
+    mismatch(dir, &missing, &shapes, &unexpected)
+}
+
+/// Calls `f(key, tensor)` for every tensor of a safetensors file, memory-mapped; each tensor is a
+/// CPU copy in its stored dtype, alive only during the call.
+pub fn for_each_safetensor(
+    path: &Path,
+    mut f: impl FnMut(String, Tensor) -> Result<()>,
+) -> Result<()> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    // SAFETY: read-only map of a weight file nobody should modify while we load it.
+    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
+    let bad = |what: String| Error::Msg(format!("{}: {what}", path.display()));
+    if map.len() < 8 {
+        return Err(bad("too short for safetensors".into()));
+    }
+    let n = u64::from_le_bytes(map[..8].try_into().expect("8 bytes")) as usize;
+    if 8 + n > map.len() {
+        return Err(bad(format!("header of {n} bytes runs past the end")));
+    }
+    let header: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&map[8..8 + n])
+        .map_err(|e| bad(format!("invalid safetensors header: {e}")))?;
+    let data = &map[8 + n..];
+    for (k, v) in header {
+        if k == "__metadata__" {
+            continue;
+        }
+        let dtype = v.get("dtype").and_then(|d| d.as_str()).unwrap_or("");
+        let kind = match dtype {
+            "F32" => tch::Kind::Float,
+            "F16" => tch::Kind::Half,
+            "BF16" => tch::Kind::BFloat16,
+            "F64" => tch::Kind::Double,
+            "I64" => tch::Kind::Int64,
+            "I32" => tch::Kind::Int,
+            "U8" => tch::Kind::Uint8,
+            "BOOL" => tch::Kind::Bool,
+            other => return Err(bad(format!("tensor `{k}`: unsupported dtype `{other}`"))),
+        };
+        let shape: Vec<i64> = v
+            .get("shape")
+            .and_then(|s| s.as_array())
+            .map(|a| a.iter().filter_map(|d| d.as_i64()).collect())
+            .ok_or_else(|| bad(format!("tensor `{k}` has no shape")))?;
+        let offsets: Vec<usize> = v
+            .get("data_offsets")
+            .and_then(|s| s.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|d| d.as_u64())
+                    .map(|d| d as usize)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let numel: i64 = shape.iter().product();
+        let ok = offsets.len() == 2
+            && offsets[0] <= offsets[1]
+            && offsets[1] <= data.len()
+            && (offsets[1] - offsets[0]) as i64 == numel * kind.elt_size_in_bytes() as i64;
+        if !ok {
+            return Err(bad(format!(
+                "tensor `{k}`: data_offsets {offsets:?} do not fit shape {shape:?} {dtype}"
+            )));
+        }
+        let t = Tensor::f_from_data_size(&data[offsets[0]..offsets[1]], &shape, kind)?;
+        f(k, t)?;
+    }
+    Ok(())
 }
 
 /// SHA-256 (hex) of a file, streamed.
@@ -164,4 +289,63 @@ pub fn read_config<T: serde::de::DeserializeOwned>(dir: &Path) -> Result<T> {
     let path = dir.join("config.json");
     let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
     serde_json::from_str(&text).map_err(|e| Error::Msg(format!("{}: {e}", path.display())))
+}
+
+/// What `extract inspect` shows about one weight file, read from the safetensors header only.
+#[derive(Debug, Clone)]
+pub struct WeightFileInfo {
+    pub path: PathBuf,
+    pub sha256: String,
+    pub tensors: usize,
+    /// Number of scalar values stored.
+    pub numel: u64,
+    /// Stored dtypes (`F32`, `BF16`, ...), with their value counts.
+    pub dtypes: BTreeMap<String, u64>,
+}
+
+/// Reads a safetensors header and hashes the file.
+pub fn weight_file_info(path: &Path) -> Result<WeightFileInfo> {
+    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut len = [0u8; 8];
+    f.read_exact(&mut len).map_err(|e| Error::io(path, e))?;
+    let n = u64::from_le_bytes(len);
+    if n > 100_000_000 {
+        return Err(Error::Msg(format!(
+            "{}: safetensors header of {n} bytes is not plausible",
+            path.display()
+        )));
+    }
+    let mut header = vec![0u8; n as usize];
+    f.read_exact(&mut header).map_err(|e| Error::io(path, e))?;
+    let v: serde_json::Value = serde_json::from_slice(&header).map_err(|e| {
+        Error::Msg(format!(
+            "{}: invalid safetensors header: {e}",
+            path.display()
+        ))
+    })?;
+    let obj = v
+        .as_object()
+        .ok_or_else(|| Error::Msg(format!("{}: header is not an object", path.display())))?;
+    let mut info = WeightFileInfo {
+        path: path.to_path_buf(),
+        sha256: sha256_file(path)?,
+        tensors: 0,
+        numel: 0,
+        dtypes: BTreeMap::new(),
+    };
+    for (k, t) in obj.iter().filter(|(k, _)| k.as_str() != "__metadata__") {
+        let dtype = t.get("dtype").and_then(|d| d.as_str());
+        let shape = t.get("shape").and_then(|s| s.as_array());
+        let (Some(dtype), Some(shape)) = (dtype, shape) else {
+            return Err(Error::Msg(format!(
+                "{}: tensor `{k}` has no dtype/shape",
+                path.display()
+            )));
+        };
+        let numel: u64 = shape.iter().map(|d| d.as_u64().unwrap_or(0)).product();
+        info.tensors += 1;
+        info.numel += numel;
+        *info.dtypes.entry(dtype.to_string()).or_default() += numel;
+    }
+    Ok(info)
 }

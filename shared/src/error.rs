@@ -14,6 +14,17 @@ pub enum Error {
     Torch(#[from] tch::TchError),
     #[error("{0}")]
     Msg(String),
+    /// One sample's input is missing or unreadable (names sample, modality and file).
+    #[error(transparent)]
+    Sample(#[from] crate::data::SampleError),
+    /// A manifest row is invalid (duplicate key, unknown category, CATEGORY/CC mismatch...).
+    #[error("manifest {path}, row {row}: {message}")]
+    Manifest {
+        path: PathBuf,
+        /// 1-based line number in the file (the header is line 1).
+        row: usize,
+        message: String,
+    },
 }
 
 impl Error {

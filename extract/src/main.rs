@@ -3,6 +3,8 @@
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+mod cmd_data;
+
 #[derive(Parser)]
 #[command(
     name = "extract",
@@ -18,12 +20,18 @@ struct Cli {
 enum Cmd {
     /// Print the libtorch build and whether CUDA is usable.
     Doctor,
+    /// Decode every sample of a dataset and report missing or corrupt inputs.
+    CheckData(cmd_data::CheckDataArgs),
+    /// Write a synthetic weld dataset in the Intel layout.
+    Synth(cmd_data::SynthArgs),
 }
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Doctor => print!("{}", weld_cache::device::doctor_report()),
+        Cmd::CheckData(a) => cmd_data::check_data(a)?,
+        Cmd::Synth(a) => cmd_data::synth(a)?,
     }
     Ok(())
 }

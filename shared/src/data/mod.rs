@@ -20,6 +20,8 @@ pub mod check;
 #[cfg(feature = "extract")]
 pub mod images;
 #[cfg(feature = "extract")]
+pub mod synth;
+#[cfg(feature = "extract")]
 pub mod video;
 
 pub use manifest::{Manifest, SampleRecord, Split, CLASS_NAMES};

@@ -42,8 +42,9 @@ pub fn render_video(
         let z: f64 = normal(rng);
         let flick_amp = (0.05 + 0.03 * (v - V_REF)).max(0.01) * (1.0 + 2.5 * gasd);
         let flicker = 1.0 + flick_amp * z + 0.08 * (tau * p.droplet_hz * t + flick_phase).sin();
-        let bright = 1.6 * p.power_at(u) * flicker * (1.0 + 1.2 * spike);
-        let r_arc = w as f64 * (0.05 + 0.03 * (i / I_REF).max(0.0).sqrt()) * (1.0 + 0.5 * spike);
+        // scaled so a normal arc stays below saturation: brightness carries the arc power
+        let bright = 0.65 * p.power_at(u) * flicker * (1.0 + 0.8 * spike);
+        let r_arc = w as f64 * (0.05 + 0.03 * (i / I_REF).max(0.0).sqrt()) * (1.0 + 0.3 * spike);
         let ax = x_of(u) * w as f64;
         // spatter specks of this frame
         let specks: Vec<(f64, f64)> = if d.spatter && i > 1.0 {
@@ -85,10 +86,10 @@ pub fn render_video(
                 if bright > 0.0 {
                     let r2 = (xf - ax).powi(2) + (yf - (yc - 2.0)).powi(2);
                     let core = bright * (-r2 / (2.0 * r_arc * r_arc)).exp();
-                    let halo = 0.35 * bright * (-r2 / (2.0 * (2.5 * r_arc).powi(2))).exp();
-                    rgb[0] += 255.0 * core + 120.0 * halo;
-                    rgb[1] += 245.0 * core + 110.0 * halo;
-                    rgb[2] += 225.0 * core + 200.0 * halo;
+                    let halo = bright * (-r2 / (2.0 * (2.5 * r_arc).powi(2))).exp();
+                    rgb[0] += 200.0 * core + 60.0 * halo;
+                    rgb[1] += 190.0 * core + 55.0 * halo;
+                    rgb[2] += 170.0 * core + 110.0 * halo;
                 }
                 for &(sx, sy) in &specks {
                     let r2 = (xf - sx).powi(2) + (yf - sy).powi(2);

@@ -37,7 +37,8 @@ pub struct Audio {
 
 /// Decode a FLAC or WAV file to mono at its own rate. Errors (modality `audio`): empty,
 /// unreadable, unsupported or corrupt file (any packet that fails to decode is an error, never
-/// skipped), no audio track, zero samples.
+/// skipped), truncated file (end of file inside a packet, or fewer samples than the header
+/// announces), no audio track, zero samples.
 pub fn read_audio(path: &Path, sample: &str) -> Result<Audio, SampleError> {
     let err = |m: String| SampleError::new(sample, Modality::Audio, path, m);
     let file = File::open(path).map_err(|e| err(format!("cannot open: {e}")))?;
@@ -62,6 +63,7 @@ pub fn read_audio(path: &Path, sample: &str) -> Result<Audio, SampleError> {
         .default_track(TrackType::Audio)
         .ok_or_else(|| err("no audio track".into()))?;
     let track_id = track.id;
+    let expected_frames = track.num_frames;
     let params = track
         .codec_params
         .as_ref()
@@ -79,8 +81,18 @@ pub fn read_audio(path: &Path, sample: &str) -> Result<Audio, SampleError> {
         let packet = match format.next_packet() {
             Ok(Some(p)) => p,
             Ok(None) => break,
-            Err(SymError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
-            Err(e) => return Err(err(format!("demux error: {e}"))),
+            Err(SymError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                return Err(err(format!(
+                    "truncated: unexpected end of file after {} samples",
+                    mono.len()
+                )))
+            }
+            Err(e) => {
+                return Err(err(format!(
+                    "demux error after {} samples: {e}",
+                    mono.len()
+                )))
+            }
         };
         if packet.track_id != track_id {
             continue;
@@ -103,6 +115,14 @@ pub fn read_audio(path: &Path, sample: &str) -> Result<Audio, SampleError> {
     }
     if mono.is_empty() {
         return Err(err("no audio samples".into()));
+    }
+    if let Some(n) = expected_frames {
+        if n != mono.len() as u64 {
+            return Err(err(format!(
+                "truncated: decoded {} of the {n} samples the header announces",
+                mono.len()
+            )));
+        }
     }
     Ok(Audio {
         samples: mono,

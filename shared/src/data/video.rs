@@ -1,4 +1,5 @@
-//! Video decoder (opencv `videoio`): N frames sampled uniformly by index over the clip, RGB u8.
+//! Video decoder (opencv `videoio`, FFMPEG backend only: no GStreamer or image-sequence
+//! guessing on a bad file): N frames sampled uniformly by index over the clip, RGB u8.
 use std::path::Path;
 
 use opencv::core::{Mat, MatTraitConst, MatTraitConstManual};
@@ -50,7 +51,7 @@ fn open(path: &Path, sample: &str) -> Result<VideoCapture, SampleError> {
     if meta.len() == 0 {
         return Err(err("empty file (0 bytes)".into()));
     }
-    let cap = VideoCapture::from_file(path, videoio::CAP_ANY)
+    let cap = VideoCapture::from_file(path, videoio::CAP_FFMPEG)
         .map_err(|e| err(format!("opencv cannot open: {e}")))?;
     if !cap.is_opened().unwrap_or(false) {
         return Err(err(

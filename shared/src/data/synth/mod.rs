@@ -188,7 +188,7 @@ fn category(class: u8) -> String {
 
 /// Splits, classes, sessions and ids of every sample (manifest order: TRAIN, VAL, TEST).
 fn plan(cfg: &SynthConfig) -> (Vec<Planned>, Vec<Session>) {
-    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x5EED_0F_5E55_1015);
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x005E_ED0F_5E55_1015);
     let n = cfg.samples;
     let n_train = ((n as f64) * cfg.train_fraction).round() as usize;
     let rest = n - n_train.min(n);

@@ -77,9 +77,9 @@ pub fn render_video(
                         let age = (t - ub * p.seconds).max(0.0);
                         let glow = (-age / 0.8).exp();
                         let prof = (1.0 - (dy / hw).powi(2)).sqrt();
-                        rgb[0] = 80.0 + 40.0 * prof + 175.0 * glow;
-                        rgb[1] = 82.0 + 40.0 * prof + 80.0 * glow;
-                        rgb[2] = 88.0 + 40.0 * prof + 10.0 * glow;
+                        rgb[0] = 62.0 + 30.0 * prof + 110.0 * glow;
+                        rgb[1] = 64.0 + 30.0 * prof + 45.0 * glow;
+                        rgb[2] = 68.0 + 30.0 * prof + 8.0 * glow;
                     }
                 }
                 // arc: white core + blue-violet halo

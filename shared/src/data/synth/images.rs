@@ -21,6 +21,8 @@ struct Spot {
 /// u) and y across the plate (centre 0).
 struct Plate<'a> {
     p: &'a Process,
+    /// Benign soot / scale marks on the plate (every weld has 0-6).
+    marks: Vec<Spot>,
     pits: Vec<Spot>,
     drops: Vec<Spot>,
     hole: Option<Spot>,
@@ -83,13 +85,20 @@ impl Plate<'_> {
             rgb = [s * 0.96, s * 0.98, s * (1.0 + 0.05 * heat)];
         }
         if d.undercut && hw > 0.0 && dy >= hw && dy < hw + 0.014 {
-            rgb = [35.0, 35.0, 38.0];
+            rgb = [64.0, 64.0, 68.0];
         }
         if d.overlap_lips && hw > 0.0 {
             if dy >= 0.85 * hw && dy < hw {
                 rgb = [205.0, 205.0, 210.0];
             } else if dy >= hw && dy < hw + 0.01 {
-                rgb = [45.0, 45.0, 48.0];
+                rgb = [70.0, 70.0, 74.0];
+            }
+        }
+        for s in &self.marks {
+            let r2 = (x - s.x).powi(2) + (y - s.y).powi(2);
+            if r2 < s.r * s.r {
+                let k = 0.3 + 0.4 * (r2 / (s.r * s.r));
+                rgb = [rgb[0] * k, rgb[1] * k, rgb[2] * k];
             }
         }
         for s in &self.drops {
@@ -103,7 +112,7 @@ impl Plate<'_> {
         for s in &self.pits {
             let r = ((x - s.x).powi(2) + (y - s.y).powi(2)).sqrt();
             if r < s.r {
-                rgb = [28.0, 27.0, 26.0];
+                rgb = [58.0, 56.0, 54.0];
             } else if r < s.r * 1.35 {
                 rgb = [175.0, 170.0, 165.0];
             }
@@ -117,7 +126,7 @@ impl Plate<'_> {
         }
         for &(x0, y0, x1, y1) in &self.cracks {
             if seg_dist(x, y, x0, y0, x1, y1) < 0.0035 {
-                rgb = [18.0, 18.0, 20.0];
+                rgb = [48.0, 48.0, 52.0];
             }
         }
         if let Some(hole) = self.hole {
@@ -159,8 +168,16 @@ pub fn render_images(p: &Process, size: usize, rng: &mut ChaCha8Rng) -> Vec<Vec<
     let d = &p.defect;
     let tau = std::f64::consts::TAU;
     let streaks: Vec<f64> = (0..211).map(|_| 5.0 * normal(rng)).collect();
+    let marks = (0..rng.random_range(0..7))
+        .map(|_| Spot {
+            x: rng.random_range(0.0..1.0),
+            y: rng.random_range(0.1..0.5) * if rng.random::<bool>() { 1.0 } else { -1.0 },
+            r: rng.random_range(0.008..0.03),
+        })
+        .collect();
     let mut plate = Plate {
         p,
+        marks,
         pits: Vec::new(),
         drops: Vec::new(),
         hole: None,
@@ -223,7 +240,7 @@ pub fn render_images(p: &Process, size: usize, rng: &mut ChaCha8Rng) -> Vec<Vec<
     }
     let mut views = Vec::with_capacity(5);
     for v in 0..5 {
-        let exposure = 1.0 + 0.03 * normal(rng);
+        let exposure = 1.0 + 0.06 * normal(rng);
         let mut img = vec![0u8; size * size * 3];
         for py in 0..size {
             for px in 0..size {

@@ -216,6 +216,18 @@ impl Process {
         let di = drift(rng, 0.02);
         let dv = drift(rng, 0.012);
         let dg = drift(rng, 0.01);
+        // Benign arc surges of every weld (short, small, seen consistently by all modalities), so
+        // a brightness or loudness peak alone is no defect.
+        let n_surges = rng.random_range(0..4);
+        let surges: Vec<((f64, f64), f64)> = (0..n_surges)
+            .map(|_| {
+                let s = rng.random_range(0.08..0.9);
+                (
+                    (s, s + rng.random_range(0.02..0.04)),
+                    rng.random_range(0.03..0.08),
+                )
+            })
+            .collect();
         let d = &defect;
         let mut current = Vec::with_capacity(GRID);
         let mut voltage = Vec::with_capacity(GRID);
@@ -224,7 +236,8 @@ impl Process {
         for k in 0..GRID {
             let u = k as f64 / (GRID - 1) as f64;
             let spike = in_window(u, d.spike) * 0.35 * d.severity;
-            let i = i0 * (1.0 + di(u)) * d.current_factor * (1.0 + spike);
+            let surge: f64 = surges.iter().map(|&(w, a)| a * in_window(u, Some(w))).sum();
+            let i = i0 * (1.0 + di(u)) * d.current_factor * (1.0 + spike) * (1.0 + surge);
             let v = v0 * (1.0 + dv(u)) * d.voltage_factor * (1.0 + 0.15 * spike);
             let g = g0 * (1.0 + dg(u)) * (1.0 - 0.6 * d.severity * in_window(u, d.gas_drop));
             // Bead heat input uses the true arc power (defects that fake the bead act in the

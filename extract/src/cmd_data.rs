@@ -30,51 +30,58 @@ pub struct CheckDataArgs {
     pub threads: usize,
 }
 
-/// `extract synth`.
+/// `extract synth`. Settings come from `--config` (TOML, keys of `SynthConfig`; default
+/// `configs/synth.toml` values are the built-in defaults), then each flag given overrides.
 #[derive(Args, Debug)]
 pub struct SynthArgs {
     /// Output folder (created).
     #[arg(long)]
     pub out: PathBuf,
-    #[arg(long, default_value_t = SynthConfig::default().samples)]
-    pub samples: usize,
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// Video frames per clip (overrides --seconds: seconds = frames / fps).
+    /// TOML file with SynthConfig keys (samples, seed, fps, seconds, width, height, ...).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Number of samples [default 200].
+    #[arg(long)]
+    pub samples: Option<usize>,
+    /// Random seed [default 0].
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Video frames per clip (sets seconds = frames / fps).
     #[arg(long)]
     pub frames: Option<usize>,
-    #[arg(long, default_value_t = SynthConfig::default().fps)]
-    pub fps: f64,
-    /// Clip length in seconds (video, audio and sensor log).
-    #[arg(long, default_value_t = SynthConfig::default().seconds)]
-    pub seconds: f64,
-    /// Video frame size WxH.
-    #[arg(long, default_value = "64x64")]
-    pub size: String,
-    /// Audio sample rate in Hz.
-    #[arg(long, default_value_t = SynthConfig::default().audio_rate)]
-    pub audio_rate: u32,
-    /// Side of the 5 square post-weld images.
-    #[arg(long, default_value_t = SynthConfig::default().image_size)]
-    pub image_size: usize,
-    /// Sensor rows per second.
-    #[arg(long, default_value_t = SynthConfig::default().sensor_hz)]
-    pub sensor_hz: f64,
-    /// Share of samples in TRAIN (all good).
-    #[arg(long, default_value_t = SynthConfig::default().train_fraction)]
-    pub train_fraction: f64,
-    /// Share of defective samples in VAL and TEST.
-    #[arg(long, default_value_t = SynthConfig::default().defect_fraction)]
-    pub defect_fraction: f64,
-    /// Defect class codes, comma separated (default 2,3,5,6,7,9,11).
+    /// Video frame rate [default 8].
+    #[arg(long)]
+    pub fps: Option<f64>,
+    /// Clip length in seconds: video, audio and sensor log [default 4].
+    #[arg(long)]
+    pub seconds: Option<f64>,
+    /// Video frame size WxH [default 64x64].
+    #[arg(long)]
+    pub size: Option<String>,
+    /// Audio sample rate in Hz [default 44100].
+    #[arg(long)]
+    pub audio_rate: Option<u32>,
+    /// Side of the 5 square post-weld images [default 96].
+    #[arg(long)]
+    pub image_size: Option<usize>,
+    /// Sensor rows per second [default 9].
+    #[arg(long)]
+    pub sensor_hz: Option<f64>,
+    /// Share of samples in TRAIN, all good [default 0.4].
+    #[arg(long)]
+    pub train_fraction: Option<f64>,
+    /// Share of defective samples in VAL and TEST [default 0.5].
+    #[arg(long)]
+    pub defect_fraction: Option<f64>,
+    /// Defect class codes, comma separated [default 2,3,5,6,7,9,11].
     #[arg(long, value_delimiter = ',')]
     pub classes: Option<Vec<u8>>,
-    /// Samples per session folder.
-    #[arg(long, default_value_t = SynthConfig::default().session_size)]
-    pub session_size: usize,
-    /// Video fourcc for the FFMPEG backend (MJPG, FFV1...).
-    #[arg(long, default_value = "MJPG")]
-    pub fourcc: String,
+    /// Samples per session folder [default 8].
+    #[arg(long)]
+    pub session_size: Option<usize>,
+    /// Video fourcc for the FFMPEG backend: MJPG, FFV1... [default MJPG].
+    #[arg(long)]
+    pub fourcc: Option<String>,
 }
 
 fn progress(n: usize, what: &str) -> ProgressBar {
@@ -179,28 +186,45 @@ fn parse_size(s: &str) -> Result<(usize, usize)> {
     ))
 }
 
-pub fn synth(a: SynthArgs) -> Result<()> {
-    let (width, height) = parse_size(&a.size)?;
-    let seconds = match a.frames {
-        Some(f) => f as f64 / a.fps,
-        None => a.seconds,
+/// The generator settings: `--config` (or the defaults), then the flags given.
+pub fn synth_config(a: &SynthArgs) -> Result<SynthConfig> {
+    let mut cfg = match &a.config {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("reading synth config {}", p.display()))?;
+            toml::from_str::<SynthConfig>(&text)
+                .with_context(|| format!("parsing synth config {}", p.display()))?
+        }
+        None => SynthConfig::default(),
     };
-    let cfg = SynthConfig {
-        samples: a.samples,
-        seed: a.seed,
-        fps: a.fps,
+    macro_rules! set {
+        ($($f:ident),*) => {$(if let Some(v) = a.$f.clone() { cfg.$f = v; })*};
+    }
+    set!(
+        samples,
+        seed,
+        fps,
         seconds,
-        width,
-        height,
-        audio_rate: a.audio_rate,
-        image_size: a.image_size,
-        sensor_hz: a.sensor_hz,
-        train_fraction: a.train_fraction,
-        defect_fraction: a.defect_fraction,
-        classes: a.classes.unwrap_or_else(|| SynthConfig::default().classes),
-        session_size: a.session_size,
-        fourcc: a.fourcc,
-    };
+        audio_rate,
+        image_size,
+        sensor_hz,
+        train_fraction,
+        defect_fraction,
+        classes,
+        session_size,
+        fourcc
+    );
+    if let Some(size) = &a.size {
+        (cfg.width, cfg.height) = parse_size(size)?;
+    }
+    if let Some(f) = a.frames {
+        cfg.seconds = f as f64 / cfg.fps;
+    }
+    Ok(cfg)
+}
+
+pub fn synth(a: SynthArgs) -> Result<()> {
+    let cfg = synth_config(&a)?;
     let pb = progress(cfg.samples, "synth");
     let summary = generate_with_progress(&a.out, &cfg, &|| pb.inc(1))
         .with_context(|| format!("generating synthetic data in {}", a.out.display()))?;

@@ -148,3 +148,41 @@ fn synth_then_check_data_names_each_fault() {
     let (ok, _) = check(&root, &json, true);
     assert!(!ok, "--strict must fail when problems exist");
 }
+
+#[test]
+fn synth_reads_a_config_and_flags_override_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("s.toml");
+    std::fs::write(
+        &cfg,
+        "samples = 5\nseed = 3\nseconds = 1.0\nwidth = 16\nheight = 16\nimage_size = 24\n",
+    )
+    .unwrap();
+    let root = tmp.path().join("d");
+    let out = run(&[
+        "synth",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--samples",
+        "4",
+        "--out",
+        root.to_str().unwrap(),
+    ]);
+    assert!(out.status.success());
+    assert_eq!(keys(&root).len(), 4);
+    let written: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root.join("synth_config.json")).unwrap()).unwrap();
+    assert_eq!(written["seed"], 3);
+    assert_eq!(written["width"], 16);
+    assert_eq!(written["samples"], 4);
+    // a typo in the config is an error, not a silent default
+    std::fs::write(&cfg, "sampels = 5\n").unwrap();
+    let out = run(&[
+        "synth",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        root.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+}

@@ -198,3 +198,13 @@ fn modalities_are_coupled_and_defects_break_it() {
     }
     assert!(all.iter().any(|s| s.class == 2) && all.iter().any(|s| s.class == 3));
 }
+
+#[test]
+fn shipped_config_equals_the_defaults() {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/synth.toml");
+    let text = std::fs::read_to_string(&p).unwrap();
+    let cfg: SynthConfig = toml::from_str(&text).unwrap();
+    assert_eq!(cfg, SynthConfig::default());
+    // unknown keys are refused
+    assert!(toml::from_str::<SynthConfig>("sampels = 3").is_err());
+}

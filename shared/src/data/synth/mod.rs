@@ -307,7 +307,7 @@ fn generate_sample(dir: &Path, pl: &Planned, ses: &Session, cfg: &SynthConfig) -
         cfg.sensor_hz,
         &date,
         start,
-        1000 + ses.samples as u32,
+        1000 + pl.session as u32,
         &mut sub(1),
     );
     write(&dir.join(format!("{}.csv", pl.id)), csv.as_bytes())?;

@@ -4,6 +4,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 mod cmd_models;
+mod cmd_data;
 
 #[derive(Parser)]
 #[command(
@@ -26,6 +27,10 @@ enum Cmd {
     Forward(cmd_models::ForwardArgs),
     /// Write tiny random-weight Hugging Face folders of every backbone.
     InitModels(cmd_models::InitModelsArgs),
+    /// Decode every sample of a dataset and report missing or corrupt inputs.
+    CheckData(cmd_data::CheckDataArgs),
+    /// Write a synthetic weld dataset in the Intel layout.
+    Synth(cmd_data::SynthArgs),
 }
 
 fn main() -> Result<()> {
@@ -35,6 +40,8 @@ fn main() -> Result<()> {
         Cmd::Inspect(a) => cmd_models::inspect(&a)?,
         Cmd::Forward(a) => cmd_models::forward(&a)?,
         Cmd::InitModels(a) => cmd_models::init_models(&a)?,
+        Cmd::CheckData(a) => cmd_data::check_data(a)?,
+        Cmd::Synth(a) => cmd_data::synth(a)?,
     }
     Ok(())
 }

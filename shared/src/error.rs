@@ -34,6 +34,16 @@ pub enum Error {
         path: PathBuf,
         trained: String,
         given: String,
+    /// One sample's input is missing or unreadable (names sample, modality and file).
+    #[error(transparent)]
+    Sample(#[from] crate::data::SampleError),
+    /// A manifest row is invalid (duplicate key, unknown category, CATEGORY/CC mismatch...).
+    #[error("manifest {path}, row {row}: {message}")]
+    Manifest {
+        path: PathBuf,
+        /// 1-based line number in the file (the header is line 1).
+        row: usize,
+        message: String,
     },
 }
 

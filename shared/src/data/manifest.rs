@@ -1,0 +1,284 @@
+//! The dataset manifest (`manifest.csv` of the Intel Robotic Welding layout): one row per sample,
+//! columns `CATEGORY, WELD_TYPE, THICKNESS_MM, STEEL_TYPE, SAMPLES, CURRENT_A, VOLTAGE_V, GAS_BAR,
+//! ROBOT_SPEED_CPM, DIRECTORY, SUBDIRS, SPLIT`.
+//!
+//! Samples are keyed by `SUBDIRS` (`<DIRECTORY>/<id>`; ids repeat across folders). The class comes
+//! from `CATEGORY` (case, hyphens, underscores and spaces ignored, so `Burnthrough`,
+//! `burn_through` and `porosity_w-excessive_penetration` are all recognised) and must agree with
+//! the `CC` suffix of the id `MM-DD-YY-NNNN-CC`. Any violation is an [`Error::Manifest`] naming
+//! the file and line.
+use std::collections::HashSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use crate::error::{Error, Result};
+
+/// Class names by class code (index = code), canonical spelling.
+pub const CLASS_NAMES: [&str; 12] = [
+    "good",
+    "excessive_penetration",
+    "burnthrough",
+    "porosity",
+    "porosity_w_excessive_penetration",
+    "undercut",
+    "overlap",
+    "lack_of_fusion",
+    "excessive_convexity",
+    "spatter",
+    "warping",
+    "crater_cracks",
+];
+
+/// The manifest's columns, in the order they are written.
+pub const MANIFEST_COLUMNS: [&str; 12] = [
+    "CATEGORY",
+    "WELD_TYPE",
+    "THICKNESS_MM",
+    "STEEL_TYPE",
+    "SAMPLES",
+    "CURRENT_A",
+    "VOLTAGE_V",
+    "GAS_BAR",
+    "ROBOT_SPEED_CPM",
+    "DIRECTORY",
+    "SUBDIRS",
+    "SPLIT",
+];
+
+/// Dataset split of a sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Split {
+    Train,
+    Val,
+    Test,
+}
+
+impl Split {
+    pub const ALL: [Split; 3] = [Split::Train, Split::Val, Split::Test];
+
+    /// `"TRAIN" | "VAL" | "TEST"` (the manifest spelling).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Split::Train => "TRAIN",
+            Split::Val => "VAL",
+            Split::Test => "TEST",
+        }
+    }
+}
+
+impl fmt::Display for Split {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Split {
+    type Err = Error;
+    /// Case-insensitive `TRAIN`, `VAL` (or `VALID`, `VALIDATION`), `TEST`.
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_uppercase().as_str() {
+            "TRAIN" => Ok(Split::Train),
+            "VAL" | "VALID" | "VALIDATION" => Ok(Split::Val),
+            "TEST" => Ok(Split::Test),
+            other => Err(Error::Msg(format!(
+                "unknown split {other:?} (expected TRAIN, VAL or TEST)"
+            ))),
+        }
+    }
+}
+
+/// One manifest row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SampleRecord {
+    /// `SUBDIRS`, the unique sample key and folder path relative to the data root.
+    pub key: String,
+    /// Sample id `MM-DD-YY-NNNN-CC` (last component of `SUBDIRS`; not unique).
+    pub id: String,
+    /// `DIRECTORY`: the recording session folder.
+    pub directory: String,
+    /// Class code 0..=11 (index into [`CLASS_NAMES`]).
+    pub class_code: u8,
+    /// Canonical class name ([`CLASS_NAMES`]`[class_code]`).
+    pub class_name: String,
+    /// `CATEGORY` exactly as written in the file.
+    pub category_raw: String,
+    pub split: Split,
+    pub weld_type: String,
+    pub thickness_mm: String,
+    pub steel_type: String,
+    /// `SAMPLES` column (welds in the session).
+    pub samples: String,
+    pub current_a: String,
+    pub voltage_v: String,
+    pub gas_bar: String,
+    pub robot_speed_cpm: String,
+    /// 1-based line number in the manifest (header = 1).
+    pub line: usize,
+}
+
+impl SampleRecord {
+    /// True for class 0 (good weld).
+    pub fn is_good(&self) -> bool {
+        self.class_code == 0
+    }
+}
+
+/// The parsed manifest: samples in file order.
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    pub path: PathBuf,
+    pub samples: Vec<SampleRecord>,
+}
+
+/// Canonical comparison form of a class name: lower case, `-`, `_` and spaces removed.
+fn squash(s: &str) -> String {
+    s.chars()
+        .filter(|c| !matches!(c, '-' | '_' | ' '))
+        .flat_map(|c| c.to_lowercase())
+        .collect()
+}
+
+/// Class code of a category name (`"Burnthrough"`, `"porosity_w-excessive_penetration"`...).
+pub fn class_code_of(category: &str) -> Option<u8> {
+    let s = squash(category);
+    CLASS_NAMES
+        .iter()
+        .position(|n| squash(n) == s)
+        .map(|i| i as u8)
+}
+
+/// Class code from the `CC` suffix of an id `MM-DD-YY-NNNN-CC`.
+pub fn class_code_of_id(id: &str) -> Option<u8> {
+    let cc = id.rsplit('-').next()?;
+    if cc.len() != 2 || !cc.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let v: u8 = cc.parse().ok()?;
+    (usize::from(v) < CLASS_NAMES.len()).then_some(v)
+}
+
+impl Manifest {
+    /// Read and validate a manifest file.
+    pub fn read(path: &Path) -> Result<Manifest> {
+        let text = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        Self::parse(path, &text)
+    }
+
+    /// Parse manifest bytes; `path` is only used in error messages.
+    pub fn parse(path: &Path, bytes: &[u8]) -> Result<Manifest> {
+        let err = |row: usize, message: String| Error::Manifest {
+            path: path.to_path_buf(),
+            row,
+            message,
+        };
+        let mut rdr = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .trim(csv::Trim::All)
+            .from_reader(bytes);
+        let headers = rdr
+            .headers()
+            .map_err(|e| err(1, format!("cannot read header: {e}")))?
+            .clone();
+        let mut col = [0usize; 12];
+        for (slot, name) in col.iter_mut().zip(MANIFEST_COLUMNS) {
+            *slot = headers
+                .iter()
+                .position(|h| h.trim_start_matches('\u{feff}') == name)
+                .ok_or_else(|| err(1, format!("missing column {name}")))?;
+        }
+        let mut samples = Vec::new();
+        let mut seen = HashSet::new();
+        for (i, rec) in rdr.records().enumerate() {
+            let line = i + 2;
+            let rec = rec.map_err(|e| err(line, format!("unreadable row: {e}")))?;
+            let get = |k: usize| rec.get(col[k]).unwrap_or("").to_string();
+            let category_raw = get(0);
+            let directory = get(9);
+            let key = get(10);
+            if key.is_empty() {
+                return Err(err(line, "empty SUBDIRS".into()));
+            }
+            let id = key
+                .trim_end_matches('/')
+                .rsplit('/')
+                .next()
+                .unwrap_or("")
+                .to_string();
+            let class_code = class_code_of(&category_raw)
+                .ok_or_else(|| err(line, format!("unknown CATEGORY {category_raw:?}")))?;
+            let cc = class_code_of_id(&id).ok_or_else(|| {
+                err(
+                    line,
+                    format!("sample id {id:?} has no class code suffix -CC (00..11)"),
+                )
+            })?;
+            if cc != class_code {
+                return Err(err(
+                    line,
+                    format!(
+                        "CATEGORY {category_raw:?} (class {class_code:02}) disagrees with the id \
+                         {id:?} (class {cc:02})"
+                    ),
+                ));
+            }
+            let split: Split = get(11).parse().map_err(|e| err(line, format!("{e}")))?;
+            if !seen.insert(key.clone()) {
+                return Err(err(line, format!("duplicate SUBDIRS {key:?}")));
+            }
+            samples.push(SampleRecord {
+                key,
+                id,
+                directory,
+                class_code,
+                class_name: CLASS_NAMES[usize::from(class_code)].to_string(),
+                category_raw,
+                split,
+                weld_type: get(1),
+                thickness_mm: get(2),
+                steel_type: get(3),
+                samples: get(4),
+                current_a: get(5),
+                voltage_v: get(6),
+                gas_bar: get(7),
+                robot_speed_cpm: get(8),
+                line,
+            });
+        }
+        Ok(Manifest {
+            path: path.to_path_buf(),
+            samples,
+        })
+    }
+
+    /// Number of samples.
+    pub fn len(&self) -> usize {
+        self.samples.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.samples.is_empty()
+    }
+
+    /// Samples of one split, in file order.
+    pub fn split(&self, split: Split) -> impl Iterator<Item = &SampleRecord> {
+        self.samples.iter().filter(move |s| s.split == split)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn category_normalisation() {
+        assert_eq!(class_code_of("Burnthrough"), Some(2));
+        assert_eq!(class_code_of("burn_through"), Some(2));
+        assert_eq!(class_code_of("porosity_w-excessive_penetration"), Some(4));
+        assert_eq!(class_code_of("Lack_of_Fusion"), Some(7));
+        assert_eq!(class_code_of("cracks"), None);
+        assert_eq!(class_code_of_id("11-18-22-0189-00"), Some(0));
+        assert_eq!(class_code_of_id("11-18-22-0189-12"), None);
+        assert_eq!(class_code_of_id("11-18-22-0189"), None);
+    }
+}

@@ -29,11 +29,13 @@ pub enum Error {
     /// Tensors handed to a head with the wrong shape or kind.
     #[error("bad input to {what}: {msg}")]
     BadInput { what: String, msg: String },
+    /// A checkpoint trained on another store than the one given.
     #[error("{path}: trained on store `{trained}`, refusing store `{given}`")]
     StoreMismatch {
         path: PathBuf,
         trained: String,
         given: String,
+    },
     /// One sample's input is missing or unreadable (names sample, modality and file).
     #[error(transparent)]
     Sample(#[from] crate::data::SampleError),

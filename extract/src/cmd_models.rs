@@ -108,16 +108,13 @@ pub fn forward(a: &ForwardArgs) -> Result<()> {
             model.model_type()
         );
     };
-    let hidden = model
-        .forward_hidden(input)
-        .with_context(|| format!("forward on {}", a.input.display()))?;
-    let mut out: Vec<(String, Tensor)> = hidden
-        .iter()
-        .enumerate()
-        .map(|(i, h)| (format!("hidden_states.{i}"), to_f32_cpu(h)))
+    let out: Vec<(String, Tensor)> = model
+        .forward_outputs(input)
+        .with_context(|| format!("forward on {}", a.input.display()))?
+        .into_iter()
+        .map(|(k, t)| (k, to_f32_cpu(&t)))
         .collect();
-    let last = to_f32_cpu(hidden.last().expect("at least one hidden state"));
-    out.push(("last_hidden_state".into(), last));
+    let n_hidden = out.iter().filter(|(k, _)| k.starts_with("hidden_states.")).count();
     backbones::write_safetensors(&a.output, &out)
         .with_context(|| format!("writing {}", a.output.display()))?;
     if a.bench > 0 {
@@ -132,8 +129,8 @@ pub fn forward(a: &ForwardArgs) -> Result<()> {
     println!(
         "{}: {} hidden states of shape {:?} ({}, {:?}) -> {}",
         model.model_type(),
-        hidden.len(),
-        hidden[0].size(),
+        n_hidden,
+        out[0].1.size(),
         a.dtype,
         device,
         a.output.display()

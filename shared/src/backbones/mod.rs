@@ -24,17 +24,21 @@ use std::path::Path;
 use tch::{Device, Kind, Tensor};
 
 /// The model families `Backbone::load` knows, by `config.json` `model_type`.
-pub const MODEL_TYPES: [&str; 3] = ["dinov3_vit", "vjepa2", "audio-spectrogram-transformer"];
+pub const MODEL_TYPES: [&str; 5] = [
+    "dinov3_vit",
+    "vjepa2",
+    "audio-spectrogram-transformer",
+    "clip",
+    "clip_text_model",
+];
 
 /// One loaded backbone of any family.
-// The CLIP text tower (backbones/clip.rs, another branch) is added here by the integrator:
-// a `Clip(clip::ClipText)` variant, its `model_type` arm ("clip" / "clip_text_model") in
-// `load`, `input_name` "input_ids", and `text_embeds` in the `extract forward` output.
-#[derive(Debug)]
 pub enum Backbone {
     Dinov3(Dinov3),
     VJepa2(VJepa2),
     Ast(Ast),
+    /// The CLIP text tower with its projection (`clip` or `clip_text_model` folders).
+    Clip(clip::ClipText),
 }
 
 /// `config.json`'s `model_type` of a model folder.
@@ -58,6 +62,9 @@ impl Backbone {
             "dinov3_vit" => Ok(Backbone::Dinov3(Dinov3::load(dir, device, kind)?)),
             "vjepa2" => Ok(Backbone::VJepa2(VJepa2::load(dir, device, kind)?)),
             "audio-spectrogram-transformer" => Ok(Backbone::Ast(Ast::load(dir, device, kind)?)),
+            "clip" | "clip_text_model" => {
+                Ok(Backbone::Clip(clip::ClipText::load(dir, device, kind)?))
+            }
             other => Err(Error::Msg(format!(
                 "{}: model_type `{other}` is not one of {MODEL_TYPES:?}",
                 dir.join("config.json").display()
@@ -71,6 +78,7 @@ impl Backbone {
             Backbone::Dinov3(_) => "pixel_values",
             Backbone::VJepa2(_) => "pixel_values_videos",
             Backbone::Ast(_) => "input_values",
+            Backbone::Clip(_) => "input_ids",
         }
     }
 
@@ -80,6 +88,7 @@ impl Backbone {
             Backbone::Dinov3(_) => "dinov3_vit",
             Backbone::VJepa2(_) => "vjepa2",
             Backbone::Ast(_) => "audio-spectrogram-transformer",
+            Backbone::Clip(_) => "clip",
         }
     }
 
@@ -90,6 +99,10 @@ impl Backbone {
             Backbone::Dinov3(m) => m.forward_hidden(input),
             Backbone::VJepa2(m) => m.forward_hidden(input),
             Backbone::Ast(m) => m.forward_hidden(input),
+            Backbone::Clip(m) => {
+                m.check_input_ids(input)?;
+                Ok(m.forward(input).hidden_states)
+            }
         }
     }
 
@@ -99,6 +112,10 @@ impl Backbone {
             Backbone::Dinov3(m) => m.forward_last(input),
             Backbone::VJepa2(m) => m.forward_last(input),
             Backbone::Ast(m) => m.forward_last(input),
+            Backbone::Clip(m) => {
+                m.check_input_ids(input)?;
+                Ok(m.forward(input).last_hidden_state)
+            }
         }
     }
 
@@ -108,7 +125,38 @@ impl Backbone {
             Backbone::Dinov3(m) => m.num_parameters(),
             Backbone::VJepa2(m) => m.num_parameters(),
             Backbone::Ast(m) => m.num_parameters(),
+            Backbone::Clip(m) => m.num_parameters(),
         }
+    }
+
+    /// Every output `extract forward` writes, named as transformers names them:
+    /// `hidden_states.{i}`, `last_hidden_state` and, for CLIP, `text_embeds`.
+    pub fn forward_outputs(&self, input: &Tensor) -> Result<Vec<(String, Tensor)>> {
+        let (hidden, last, embeds) = match self {
+            Backbone::Clip(m) => {
+                m.check_input_ids(input)?;
+                let o = m.forward(input);
+                (o.hidden_states, o.last_hidden_state, Some(o.text_embeds))
+            }
+            _ => {
+                let h = self.forward_hidden(input)?;
+                let last = h
+                    .last()
+                    .ok_or_else(|| Error::Msg("model returned no hidden state".into()))?
+                    .shallow_clone();
+                (h, last, None)
+            }
+        };
+        let mut out: Vec<(String, Tensor)> = hidden
+            .into_iter()
+            .enumerate()
+            .map(|(i, h)| (format!("hidden_states.{i}"), h))
+            .collect();
+        out.push(("last_hidden_state".into(), last));
+        if let Some(e) = embeds {
+            out.push(("text_embeds".into(), e));
+        }
+        Ok(out)
     }
 
     /// A one-line summary of the architecture from `config.json`.
@@ -170,6 +218,23 @@ impl Backbone {
                     c.layer_norm_eps
                 )
             }
+            Backbone::Clip(m) => {
+                let c = m.config();
+                format!(
+                    "text tower: hidden {} x {} layers, {} heads, mlp {} ({}), vocab {}, \
+                     {} positions, projection {}, eos_token_id {}, eps {}",
+                    c.hidden_size,
+                    c.num_hidden_layers,
+                    c.num_attention_heads,
+                    c.intermediate_size,
+                    c.hidden_act,
+                    c.vocab_size,
+                    c.max_position_embeddings,
+                    c.projection_dim,
+                    c.eos_token_id,
+                    c.layer_norm_eps
+                )
+            }
         }
     }
 }
@@ -186,12 +251,18 @@ pub fn parse_kind(s: &str) -> Result<Kind> {
     }
 }
 
-/// Writes tiny random folders of the three ViT families: `out/dinov3`, `out/vjepa2`, `out/ast`.
-// Integration point: the CLIP helper's `clip::write_tiny(&out.join("clip"), seed + 3)` goes here.
+/// Writes tiny random folders of every backbone: `out/dinov3`, `out/vjepa2`, `out/ast`,
+/// `out/clip` (with a valid `tokenizer.json`).
 pub fn write_tiny_all(out: &Path, seed: u64) -> Result<Vec<std::path::PathBuf>> {
-    let dirs = [out.join("dinov3"), out.join("vjepa2"), out.join("ast")];
+    let dirs = [
+        out.join("dinov3"),
+        out.join("vjepa2"),
+        out.join("ast"),
+        out.join("clip"),
+    ];
     dinov3::write_tiny(&dirs[0], seed)?;
     vjepa2::write_tiny(&dirs[1], seed + 1)?;
     ast::write_tiny(&dirs[2], seed + 2)?;
+    clip::write_tiny(&dirs[3], seed + 3)?;
     Ok(dirs.to_vec())
 }

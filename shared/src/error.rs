@@ -14,6 +14,9 @@ pub enum Error {
     Torch(#[from] tch::TchError),
     #[error("{0}")]
     Msg(String),
+    /// A fault of the Zarr feature store (see `store::StoreError`).
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
 }
 
 impl Error {

@@ -1,0 +1,179 @@
+//! Element conversions of the store: f32 -> f16/bf16/f32 with the refusals (non-finite values,
+//! magnitudes beyond the target type), stored bytes -> f32, and a scan of stored bytes for the
+//! absolute maximum and the first non-finite value (used by markers and `verify`).
+use half::slice::HalfFloatSliceExt;
+use half::{bf16, f16};
+
+use super::{StoreDtype, F16_MAX};
+
+/// Samples converted to the array's element type.
+pub(crate) enum Encoded {
+    F16(Vec<f16>),
+    Bf16(Vec<bf16>),
+    F32(Vec<f32>),
+}
+
+/// Why a sample was refused.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum EncodeFault {
+    NonFinite { element: usize, value: f32 },
+    Overflow { element: usize, value: f32 },
+}
+
+/// Converts `data` to `dtype` (round to nearest even). Refuses non-finite inputs, and values whose
+/// magnitude exceeds the type (|x| > 65504 for f16, or rounding to inf for bf16). Returns the
+/// converted values and their absolute maximum.
+pub(crate) fn encode(dtype: StoreDtype, data: &[f32]) -> Result<(Encoded, f32), EncodeFault> {
+    let mut abs_max = 0f32;
+    for (element, &value) in data.iter().enumerate() {
+        if !value.is_finite() {
+            return Err(EncodeFault::NonFinite { element, value });
+        }
+        if dtype == StoreDtype::F16 && value.abs() > F16_MAX {
+            return Err(EncodeFault::Overflow { element, value });
+        }
+        abs_max = abs_max.max(value.abs());
+    }
+    // Rounding is monotonic, so the stored maximum is the rounded input maximum.
+    Ok(match dtype {
+        StoreDtype::F16 => {
+            let mut out = vec![f16::ZERO; data.len()];
+            out.convert_from_f32_slice(data);
+            (Encoded::F16(out), f16::from_f32(abs_max).to_f32())
+        }
+        StoreDtype::Bf16 => {
+            let rounded = bf16::from_f32(abs_max).to_f32();
+            if !rounded.is_finite() {
+                let element = data.iter().position(|x| x.abs() == abs_max).unwrap_or(0);
+                return Err(EncodeFault::Overflow {
+                    element,
+                    value: data[element],
+                });
+            }
+            let mut out = vec![bf16::ZERO; data.len()];
+            out.convert_from_f32_slice(data);
+            (Encoded::Bf16(out), rounded)
+        }
+        StoreDtype::F32 => (Encoded::F32(data.to_vec()), abs_max),
+    })
+}
+
+/// Decodes little-endian stored bytes into `out` (`out.len() * dtype.size() == bytes.len()`).
+pub(crate) fn decode_into(dtype: StoreDtype, bytes: &[u8], out: &mut [f32]) {
+    assert_eq!(bytes.len(), out.len() * dtype.size(), "decode length");
+    match dtype {
+        StoreDtype::F16 => match bytemuck::try_cast_slice::<u8, f16>(bytes) {
+            Ok(src) => src.convert_to_f32_slice(out),
+            Err(_) => {
+                for (o, b) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+                    *o = f16::from_le_bytes([b[0], b[1]]).to_f32();
+                }
+            }
+        },
+        StoreDtype::Bf16 => match bytemuck::try_cast_slice::<u8, bf16>(bytes) {
+            Ok(src) => src.convert_to_f32_slice(out),
+            Err(_) => {
+                for (o, b) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+                    *o = bf16::from_le_bytes([b[0], b[1]]).to_f32();
+                }
+            }
+        },
+        StoreDtype::F32 => match bytemuck::try_cast_slice::<u8, f32>(bytes) {
+            Ok(src) => out.copy_from_slice(src),
+            Err(_) => {
+                for (o, b) in out.iter_mut().zip(bytes.chunks_exact(4)) {
+                    *o = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                }
+            }
+        },
+    }
+}
+
+/// Result of scanning a stored chunk.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Scan {
+    /// Largest |x| over the finite values.
+    pub abs_max: f32,
+    /// First non-finite value: (element, value).
+    pub non_finite: Option<(usize, f32)>,
+}
+
+/// Scans stored bytes block by block (no allocation proportional to the chunk).
+pub(crate) fn scan(dtype: StoreDtype, bytes: &[u8]) -> Scan {
+    const BLOCK: usize = 4096;
+    let mut buf = [0f32; BLOCK];
+    let mut abs_max = 0f32;
+    let mut non_finite = None;
+    let step = BLOCK * dtype.size();
+    for (b, block) in bytes.chunks(step).enumerate() {
+        let n = block.len() / dtype.size();
+        decode_into(dtype, block, &mut buf[..n]);
+        for (j, &x) in buf[..n].iter().enumerate() {
+            if x.is_finite() {
+                abs_max = abs_max.max(x.abs());
+            } else if non_finite.is_none() {
+                non_finite = Some((b * BLOCK + j, x));
+            }
+        }
+    }
+    Scan {
+        abs_max,
+        non_finite,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bytes_of(e: &Encoded) -> Vec<u8> {
+        match e {
+            Encoded::F16(v) => bytemuck::cast_slice(v).to_vec(),
+            Encoded::Bf16(v) => bytemuck::cast_slice(v).to_vec(),
+            Encoded::F32(v) => bytemuck::cast_slice(v).to_vec(),
+        }
+    }
+
+    #[test]
+    fn encode_refuses_and_scans() {
+        let data = [0.0, -1.5, 65504.0, 3.0e-8, -2.0];
+        for dtype in [StoreDtype::F16, StoreDtype::Bf16, StoreDtype::F32] {
+            let (enc, m) = encode(dtype, &data).unwrap();
+            let bytes = bytes_of(&enc);
+            let s = scan(dtype, &bytes);
+            assert_eq!(s.abs_max, m, "{dtype}");
+            assert!(s.non_finite.is_none());
+            let mut back = vec![0f32; data.len()];
+            decode_into(dtype, &bytes, &mut back);
+            assert_eq!(back[1], -1.5);
+            // misaligned path gives the same values
+            let mut shifted = vec![0u8; bytes.len() + 1];
+            shifted[1..].copy_from_slice(&bytes);
+            let mut back2 = vec![0f32; data.len()];
+            decode_into(dtype, &shifted[1..], &mut back2);
+            assert_eq!(back, back2);
+        }
+        assert_eq!(
+            encode(StoreDtype::F16, &[1.0, 65505.0]).err(),
+            Some(EncodeFault::Overflow {
+                element: 1,
+                value: 65505.0
+            })
+        );
+        assert!(encode(StoreDtype::F32, &[1.0e30]).is_ok());
+        assert!(matches!(
+            encode(StoreDtype::Bf16, &[3.4e38]).err(),
+            Some(EncodeFault::Overflow { .. })
+        ));
+        assert!(matches!(
+            encode(StoreDtype::F32, &[1.0, f32::NAN]).err(),
+            Some(EncodeFault::NonFinite { element: 1, .. })
+        ));
+        let nan = f16::NAN.to_le_bytes();
+        let bytes = [0u8, 0, nan[0], nan[1]];
+        assert_eq!(
+            scan(StoreDtype::F16, &bytes).non_finite.map(|x| x.0),
+            Some(1)
+        );
+    }
+}

@@ -342,15 +342,58 @@ impl ArrayReader {
     }
 
     /// `[B, ...sample_shape]` f32 tensor on `device` for the samples `indices` (B =
-    /// `indices.len()`, repeats allowed). The raw chunks are read (`pread`, in parallel) into
-    /// one staging buffer reused across calls, turned into one tensor of the stored dtype, moved
-    /// to `device` and converted to f32 there (half the transfer for f16 stores).
-    /// Any incomplete sample is an error naming it.
+    /// `indices.len()`, repeats allowed); any incomplete sample is an error naming it. No
+    /// per-sample allocation: on the CPU each mapped chunk is converted straight into the output
+    /// tensor's memory (in parallel); on another device the raw chunks are read (`pread`) into
+    /// one staging buffer reused across calls, moved as the stored dtype (half the transfer for
+    /// f16) and converted to f32 on the device.
     pub fn batch_tensor(&self, indices: &[usize], device: tch::Device) -> Result<tch::Tensor> {
         for &i in indices {
             self.check_done(i)?;
         }
         let spec = &self.layout.spec;
+        let mut shape = vec![indices.len() as i64];
+        shape.extend(spec.sample_shape.iter().map(|&d| d as i64));
+        if indices.is_empty() {
+            return Ok(tch::Tensor::f_zeros(&shape, (tch::Kind::Float, device))?);
+        }
+        if device == tch::Device::Cpu {
+            self.batch_cpu(indices, &shape)
+        } else {
+            let raw = self.batch_tensor_raw(indices)?;
+            Ok(raw.f_to_device(device)?.f_to_kind(tch::Kind::Float)?)
+        }
+    }
+
+    fn batch_cpu(&self, indices: &[usize], shape: &[i64]) -> Result<tch::Tensor> {
+        let spec = &self.layout.spec;
+        let len = spec.sample_len();
+        let out = tch::Tensor::f_empty(shape, (tch::Kind::Float, tch::Device::Cpu))?;
+        debug_assert!(out.is_contiguous());
+        // SAFETY: `out` is a fresh contiguous f32 CPU tensor of exactly B * len elements, owned
+        // here and not shared until returned; each sample writes a disjoint slice of it.
+        let dst = unsafe {
+            std::slice::from_raw_parts_mut(out.data_ptr() as *mut f32, indices.len() * len)
+        };
+        dst.par_chunks_mut(len)
+            .zip(indices.par_iter())
+            .try_for_each(|(d, &i)| -> Result<()> {
+                let chunk = self.sample_bytes(i)?;
+                decode_into(spec.dtype, &chunk, d);
+                Ok(())
+            })?;
+        Ok(out)
+    }
+
+    /// `[B, ...sample_shape]` CPU tensor of the stored dtype (f16/bf16/f32), read (`pread`, in
+    /// parallel) through the reused staging buffer. What `batch_tensor` moves to a device.
+    pub fn batch_tensor_raw(&self, indices: &[usize]) -> Result<tch::Tensor> {
+        for &i in indices {
+            self.check_done(i)?;
+        }
+        let spec = &self.layout.spec;
+        let mut shape = vec![indices.len() as i64];
+        shape.extend(spec.sample_shape.iter().map(|&d| d as i64));
         let nb = spec.chunk_nbytes();
         let total = nb * indices.len();
         let mut staging = self.staging.lock().unwrap();
@@ -364,15 +407,10 @@ impl ArrayReader {
                 let (file, path) = self.open_chunk(i)?;
                 file.read_exact_at(dst, 0).map_err(|e| Error::io(path, e))
             })?;
-        let mut shape = vec![indices.len() as i64];
-        shape.extend(spec.sample_shape.iter().map(|&d| d as i64));
-        let raw = tch::Tensor::f_from_data_size(&staging[..total], &shape, spec.dtype.kind())?;
-        drop(staging);
-        let raw = if device == tch::Device::Cpu {
-            raw
-        } else {
-            raw.f_to_device(device)?
-        };
-        Ok(raw.f_to_kind(tch::Kind::Float)?)
+        Ok(tch::Tensor::f_from_data_size(
+            &staging[..total],
+            &shape,
+            spec.dtype.kind(),
+        )?)
     }
 }

@@ -53,7 +53,7 @@ fn sample_values(rng: &mut rand_chacha::ChaCha8Rng, len: usize, k: usize) -> Vec
     ];
     (0..len)
         .map(|j| {
-            if (j + k) % 5 == 0 {
+            if (j + k).is_multiple_of(5) {
                 special[(j + k) % special.len()]
             } else {
                 let scale = [1e-5f32, 1e-2, 1.0, 300.0, 2e4][j % 5];

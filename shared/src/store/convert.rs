@@ -98,27 +98,54 @@ pub(crate) struct Scan {
     pub non_finite: Option<(usize, f32)>,
 }
 
-/// Scans stored bytes block by block (no allocation proportional to the chunk).
+/// Scans stored bytes on their bit patterns (no conversion, no allocation): for IEEE formats the
+/// magnitude bits order like the magnitudes, and a value is non-finite when its exponent bits
+/// are all set.
 pub(crate) fn scan(dtype: StoreDtype, bytes: &[u8]) -> Scan {
-    const BLOCK: usize = 4096;
-    let mut buf = [0f32; BLOCK];
-    let mut abs_max = 0f32;
-    let mut non_finite = None;
-    let step = BLOCK * dtype.size();
-    for (b, block) in bytes.chunks(step).enumerate() {
-        let n = block.len() / dtype.size();
-        decode_into(dtype, block, &mut buf[..n]);
-        for (j, &x) in buf[..n].iter().enumerate() {
-            if x.is_finite() {
-                abs_max = abs_max.max(x.abs());
-            } else if non_finite.is_none() {
-                non_finite = Some((b * BLOCK + j, x));
-            }
+    match dtype {
+        StoreDtype::F16 => scan_bits(bytes, 0x7FFF, 0x7C00, |m| f16::from_bits(m as u16).to_f32()),
+        StoreDtype::Bf16 => scan_bits(bytes, 0x7FFF, 0x7F80, |m| {
+            bf16::from_bits(m as u16).to_f32()
+        }),
+        StoreDtype::F32 => scan_bits(bytes, 0x7FFF_FFFF, 0x7F80_0000, f32::from_bits),
+    }
+}
+
+fn scan_bits(bytes: &[u8], magnitude: u32, exponent: u32, to_f32: impl Fn(u32) -> f32) -> Scan {
+    let width = if magnitude > 0xFFFF { 4 } else { 2 };
+    let bits = |c: &[u8]| -> u32 {
+        if width == 2 {
+            u16::from_le_bytes([c[0], c[1]]) as u32
+        } else {
+            u32::from_le_bytes([c[0], c[1], c[2], c[3]])
+        }
+    };
+    let largest = bytes
+        .chunks_exact(width)
+        .map(|c| bits(c) & magnitude)
+        .max()
+        .unwrap_or(0);
+    if largest < exponent {
+        return Scan {
+            abs_max: to_f32(largest),
+            non_finite: None,
+        };
+    }
+    // Rare path: find the first non-finite element and the largest finite magnitude.
+    let mut first = None;
+    let mut finite_max = 0;
+    for (k, c) in bytes.chunks_exact(width).enumerate() {
+        let b = bits(c);
+        let m = b & magnitude;
+        if m >= exponent {
+            first.get_or_insert((k, to_f32(b)));
+        } else {
+            finite_max = finite_max.max(m);
         }
     }
     Scan {
-        abs_max,
-        non_finite,
+        abs_max: to_f32(finite_max),
+        non_finite: first,
     }
 }
 

@@ -200,8 +200,8 @@ fn check_sample(root: &Path, layout: &ArrayLayout, index: usize) -> (Option<f32>
             return (None, Some(p));
         }
     };
-    let bytes = match std::fs::read(&chunk) {
-        Ok(b) => b,
+    let file = match std::fs::File::open(&chunk) {
+        Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let p = problem(
                 ProblemKind::MissingChunk,
@@ -218,10 +218,21 @@ fn check_sample(root: &Path, layout: &ArrayLayout, index: usize) -> (Option<f32>
         }
     };
     let expected = spec.chunk_nbytes();
-    if bytes.len() != expected {
-        let detail = format!("{} bytes, expected {expected}", bytes.len());
+    let got = file.metadata().map(|m| m.len()).unwrap_or(0);
+    if got != expected as u64 {
+        let detail = format!("{got} bytes, expected {expected}");
         return (None, Some(problem(ProblemKind::ChunkSize, detail, chunk)));
     }
+    // SAFETY: read-only map of a complete chunk, dropped at the end of this function.
+    let bytes = match unsafe { memmap2::Mmap::map(&file) } {
+        Ok(m) => m,
+        Err(e) => {
+            return (
+                None,
+                Some(problem(ProblemKind::ChunkSize, e.to_string(), chunk)),
+            )
+        }
+    };
     let s = scan(spec.dtype, &bytes);
     if let Some((element, value)) = s.non_finite {
         let detail = format!("value {value} at element {element}");

@@ -419,7 +419,8 @@ impl FeatureStore {
             Encoded::F32(v) => h.zarr.store_chunk_opt(&chunk_index, v.as_slice(), &options),
         };
         stored.map_err(|e| zarrs_err(&chunk_path, e))?;
-        fsync_file(&chunk_path)?;
+        // zarrs' filesystem store has already `sync_all`ed the chunk file; make its (possibly
+        // new) directory entry durable too.
         if let Some(parent) = chunk_path.parent() {
             fsync_dir(parent)?;
         }

@@ -59,6 +59,15 @@ fn mapping_of(addr: usize) -> Option<String> {
 }
 
 #[test]
+fn handles_are_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<FeatureStore>();
+    check::<StoreReader>();
+    check::<weld_cache::store::ArrayReader>();
+    check::<weld_cache::store::MappedChunk>();
+}
+
+#[test]
 fn layout_and_zero_copy_mapping() {
     let dir = tempfile::tempdir().unwrap();
     let (path, _store) = small_store(dir.path(), 3);
@@ -227,6 +236,7 @@ fn written_but_unmarked_is_not_done() {
     assert!(report.consistent() && !report.sound(), "{report}");
     let late = report.arrays.iter().find(|x| x.name == "late").unwrap();
     assert_eq!((late.complete, late.pending), (0, 4));
+    assert_eq!(late.pending_indices, [0, 1, 2, 3]);
 
     // Marked by a second handle (no pending abs max there): same marker as the writing handle.
     store.write_sample("late", 1, &data).unwrap();
@@ -342,6 +352,8 @@ fn creation_rules() {
     let back: Value =
         serde_json::from_slice(&std::fs::read(p.join("reports/shard_0.json")).unwrap()).unwrap();
     assert_eq!(back, json!({"n": 1}));
+    assert_eq!(s.read_json("reports/shard_0.json").unwrap(), Some(back));
+    assert_eq!(s.read_json("reports/shard_9.json").unwrap(), None);
     assert!(s.write_json("image", &json!(1)).is_err());
     assert!(s.write_json("../x.json", &json!(1)).is_err());
     assert_eq!(s.arrays().unwrap().len(), 1, "side files are not arrays");

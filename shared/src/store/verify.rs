@@ -53,8 +53,8 @@ pub struct ArrayVerify {
     pub complete: usize,
     /// Samples without a marker (not done yet, or failed during extraction).
     pub pending: usize,
-    /// The first pending indices (at most 20).
-    pub pending_first: Vec<usize>,
+    /// All pending sample indices, ascending (to compare with a fault report).
+    pub pending_indices: Vec<usize>,
     /// Largest |x| over the complete samples.
     pub abs_max: f32,
     pub problems: usize,
@@ -170,7 +170,7 @@ fn verify_array(
         sample_shape: spec.sample_shape.clone(),
         complete: n - pending.len(),
         pending: pending.len(),
-        pending_first: pending.iter().take(20).copied().collect(),
+        pending_indices: pending,
         abs_max,
         problems: problems.len(),
     };

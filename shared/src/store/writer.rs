@@ -527,4 +527,14 @@ impl FeatureStore {
         }
         write_atomic(&path, &to_json_bytes(v))
     }
+
+    /// Reads a side file written by [`write_json`](Self::write_json); `None` if absent.
+    pub fn read_json(&self, name: &str) -> Result<Option<Value>> {
+        validate_name(name)?;
+        let path = self.root.join(name);
+        if !path.is_file() {
+            return Ok(None);
+        }
+        super::fsutil::read_json(&path).map(Some)
+    }
 }

@@ -17,6 +17,21 @@
 //! Python lists `_markers` and side files as "not recognized" with a warning, harmlessly.
 //!
 //! The store knows nothing of backbones or heads: it stores named per-sample arrays.
+//!
+//! ```text
+//! writer (extract, one handle shared by writer threads; one handle per shard process):
+//!   let s = FeatureStore::open_or_create(path, n_samples, attrs)?;   // attrs must agree on resume
+//!   s.ensure_array(&ArraySpec::new("video/tokens", &[4096, 1024], StoreDtype::F16))?;
+//!   if !s.is_done("video/tokens", i) { s.write_sample("video/tokens", i, &feat)?;
+//!                                      s.mark_done("video/tokens", i)?; }
+//! reader (train-head):
+//!   let r = StoreReader::open(path)?;  let fp = r.fingerprint();
+//!   let x = r.array("video/tokens")?.batch_tensor(&idx, device)?;   // [B, 4096, 1024] f32
+//! check:  verify(path)? -> VerifyReport (sound() = no problem and every sample complete)
+//! ```
+//!
+//! `StoreReader` also reads a foreign zarr v3 group with this layout (e.g. written by Python):
+//! it has no markers, so there a sample is complete when its chunk file has the exact size.
 
 mod convert;
 mod error;

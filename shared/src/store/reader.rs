@@ -1,7 +1,8 @@
 //! [`StoreReader`]: the read-only side used by training. Parses the zarr metadata once (no zarrs
 //! on the hot path), maps single chunks with `memmap2` on demand (each map lives only as long as
 //! the returned [`MappedChunk`], so a dataset never holds one mapping per chunk), and assembles
-//! `[B, ...sample_shape]` batches through one reused staging buffer.
+//! `[B, ...sample_shape]` f32 batches without per-sample allocation: on the CPU straight into the
+//! output tensor, for a GPU through one reused staging buffer of raw chunks.
 //!
 //! A weld-cache store counts a sample as complete when its marker exists. A foreign zarr group
 //! (written by Python `zarr` with the same layout, no `weld_cache_store` attribute) has no

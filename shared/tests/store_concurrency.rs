@@ -290,6 +290,19 @@ fn killed_writers_resume_to_the_same_store() {
     );
     let store = FeatureStore::open_or_create(&path, N, run_attrs()).unwrap();
     fill(&store, 0, 1);
-    // Temporary folders of a killed creation may remain beside the store; the store is exact.
+    // Marker temporaries of killed writers were reused by the resume; only a folder of a killed
+    // array/group creation may remain (in the store root), listed and then removed.
+    let leftovers = store.leftovers().unwrap();
+    for p in &leftovers {
+        assert_eq!(
+            p.parent().unwrap(),
+            path,
+            "unexpected leftover {}",
+            p.display()
+        );
+    }
+    assert_eq!(verify(&path).unwrap().leftovers, leftovers);
+    assert_eq!(store.remove_leftovers().unwrap(), leftovers);
+    assert!(store.leftovers().unwrap().is_empty());
     assert_same_tree(&reference, &path, "killed and resumed");
 }

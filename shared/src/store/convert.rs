@@ -24,15 +24,28 @@ pub(crate) enum EncodeFault {
 /// magnitude exceeds the type (|x| > 65504 for f16, or rounding to inf for bf16). Returns the
 /// converted values and their absolute maximum.
 pub(crate) fn encode(dtype: StoreDtype, data: &[f32]) -> Result<(Encoded, f32), EncodeFault> {
-    let mut abs_max = 0f32;
-    for (element, &value) in data.iter().enumerate() {
-        if !value.is_finite() {
-            return Err(EncodeFault::NonFinite { element, value });
+    // Branch-free pass on the magnitude bits (vectorises): non-finite values have the largest.
+    let largest = data
+        .iter()
+        .map(|x| x.to_bits() & 0x7FFF_FFFF)
+        .max()
+        .unwrap_or(0);
+    let abs_max = f32::from_bits(largest);
+    let limit = if dtype == StoreDtype::F16 {
+        F16_MAX
+    } else {
+        f32::MAX
+    };
+    if abs_max.is_nan() || abs_max > limit {
+        // Rare path: name the first offending element.
+        for (element, &value) in data.iter().enumerate() {
+            if !value.is_finite() {
+                return Err(EncodeFault::NonFinite { element, value });
+            }
+            if value.abs() > limit {
+                return Err(EncodeFault::Overflow { element, value });
+            }
         }
-        if dtype == StoreDtype::F16 && value.abs() > F16_MAX {
-            return Err(EncodeFault::Overflow { element, value });
-        }
-        abs_max = abs_max.max(value.abs());
     }
     // Rounding is monotonic, so the stored maximum is the rounded input maximum.
     Ok(match dtype {

@@ -34,15 +34,22 @@ pub(crate) fn fsync_file(path: &Path) -> Result<()> {
 /// Writes `bytes` to `path` atomically: a temporary file in the same folder, fsync, rename over
 /// `path`, fsync of the folder. Readers see either the old file or the complete new one.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .ok_or_else(|| Error::Msg(format!("{} has no parent folder", path.display())))?;
-    fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let stem = path
         .file_name()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(unique_tmp_name(&stem));
+    write_atomic_via(path, &unique_tmp_name(&stem), bytes)
+}
+
+/// [`write_atomic`] through the temporary file `tmp_name` (same folder). A fixed name per target
+/// suits files only one writer ever writes (markers): a leftover of a killed writer is then
+/// overwritten and renamed away by the rerun.
+pub(crate) fn write_atomic_via(path: &Path, tmp_name: &str, bytes: &[u8]) -> Result<()> {
+    let dir = path
+        .parent()
+        .ok_or_else(|| Error::Msg(format!("{} has no parent folder", path.display())))?;
+    fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let tmp = dir.join(tmp_name);
     let result = (|| {
         let mut f = fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
         f.write_all(bytes).map_err(|e| Error::io(&tmp, e))?;
@@ -54,6 +61,11 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     }
     result?;
     fsync_dir(dir)
+}
+
+/// Whether a directory entry name is one of the store's temporary names (`.<stem>.tmp...`).
+pub(crate) fn is_tmp_name(name: &str) -> bool {
+    name.starts_with('.') && name.contains(".tmp")
 }
 
 /// Reads and parses a JSON file; errors name the file.

@@ -259,3 +259,27 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<ArrayLayout>) -> Result<()> {
     }
     Ok(())
 }
+
+/// Temporary entries left by killed writers (`.<name>.tmp...` files or folders) in the store's
+/// groups and side folders (`_markers/...`, report folders); array chunk folders are not walked
+/// (chunks are written in place, never through temporary files).
+pub(crate) fn list_leftovers(root: &Path) -> Result<Vec<PathBuf>> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+        let entries = fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io(dir, e))?;
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if super::fsutil::is_tmp_name(&name) {
+                out.push(path);
+            } else if path.is_dir() && node_type(&path)?.as_deref() != Some("array") {
+                walk(&path, out)?;
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    walk(root, &mut out)?;
+    out.sort();
+    Ok(out)
+}

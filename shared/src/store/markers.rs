@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::fsutil::{read_json, to_json_bytes, write_atomic};
+use super::fsutil::{read_json, to_json_bytes, write_atomic_via};
 use super::StoreError;
 use crate::{Error, Result};
 
@@ -30,10 +30,13 @@ pub(crate) fn marker_path(root: &Path, array: &str, index: usize) -> PathBuf {
     marker_dir(root, array).join(format!("{index}.json"))
 }
 
-/// Writes the marker atomically (tmp + fsync + rename + fsync of the folder).
+/// Writes the marker atomically (tmp + fsync + rename + fsync of the folder). The temporary name
+/// is fixed per sample (`.<i>.json.tmp`: one writer per sample), so a killed writer's leftover is
+/// reused and renamed away when the sample is marked on resume.
 pub(crate) fn write_marker(root: &Path, array: &str, index: usize, m: &Marker) -> Result<()> {
     let v = serde_json::to_value(m).expect("a marker serialises");
-    write_atomic(&marker_path(root, array, index), &to_json_bytes(&v))
+    let tmp = format!(".{index}.json.tmp");
+    write_atomic_via(&marker_path(root, array, index), &tmp, &to_json_bytes(&v))
 }
 
 /// Reads a marker; `Ok(None)` when absent.

@@ -8,7 +8,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use super::convert::scan;
-use super::layout::{list_arrays, read_group, ArrayLayout};
+use super::layout::{list_arrays, list_leftovers, read_group, ArrayLayout};
 use super::markers::{self, marker_path};
 use super::StoreDtype;
 use crate::Result;
@@ -70,6 +70,8 @@ pub struct VerifyReport {
     pub attr_keys: Vec<String>,
     pub arrays: Vec<ArrayVerify>,
     pub problems: Vec<Problem>,
+    /// Temporary entries of killed writers (harmless; `FeatureStore::remove_leftovers`).
+    pub leftovers: Vec<PathBuf>,
 }
 
 impl VerifyReport {
@@ -130,6 +132,7 @@ pub fn verify_with(path: &Path, required_attrs: &[&str]) -> Result<VerifyReport>
         attr_keys: group.attrs.keys().cloned().collect(),
         arrays,
         problems,
+        leftovers: list_leftovers(path)?,
     })
 }
 
@@ -297,6 +300,14 @@ impl std::fmt::Display for VerifyReport {
                 p.kind,
                 p.detail,
                 p.path.display()
+            )?;
+        }
+        if !self.leftovers.is_empty() {
+            writeln!(
+                f,
+                "note: {} temporary entr(y/ies) of killed writers (harmless), e.g. {}",
+                self.leftovers.len(),
+                self.leftovers[0].display()
             )?;
         }
         let verdict = if self.sound() {

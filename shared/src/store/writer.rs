@@ -16,7 +16,7 @@ use super::convert::{encode, scan, EncodeFault, Encoded};
 use super::fsutil::{
     fsync_dir, fsync_file, rename_dir_if_absent, to_json_bytes, unique_tmp_name, write_atomic,
 };
-use super::layout::{list_arrays, node_type, read_array, read_group, ArrayLayout};
+use super::layout::{list_arrays, list_leftovers, node_type, read_array, read_group, ArrayLayout};
 use super::markers::{self, Marker, MARKER_DIR};
 use super::{validate_name, ArraySpec, StoreDtype, StoreError, FORMAT_VERSION, STORE_ATTR};
 use crate::{Error, Result};
@@ -526,6 +526,32 @@ impl FeatureStore {
             .into());
         }
         write_atomic(&path, &to_json_bytes(v))
+    }
+
+    /// Temporary files and folders left inside the store by killed writers (see
+    /// [`remove_leftovers`](Self::remove_leftovers)). Harmless: readers ignore them.
+    pub fn leftovers(&self) -> Result<Vec<PathBuf>> {
+        list_leftovers(&self.root)
+    }
+
+    /// Removes the temporary entries of killed writers and returns them. Call it only while no
+    /// other writer works on the store (a live writer's temporary file would be removed too).
+    /// Marker temporaries need no call: resuming the sample reuses and renames them.
+    pub fn remove_leftovers(&self) -> Result<Vec<PathBuf>> {
+        let found = list_leftovers(&self.root)?;
+        for p in &found {
+            let removed = if p.is_dir() {
+                std::fs::remove_dir_all(p)
+            } else {
+                std::fs::remove_file(p)
+            };
+            match removed {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(p, e)),
+            }
+        }
+        Ok(found)
     }
 
     /// Reads a side file written by [`write_json`](Self::write_json); `None` if absent.

@@ -47,6 +47,9 @@ pub enum Error {
         row: usize,
         message: String,
     },
+    /// A fault of the Zarr feature store (see `store::StoreError`).
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
 }
 
 impl Error {

@@ -1,0 +1,86 @@
+//! Per-(array, sample) completion markers: `STORE/_markers/<array>/<i>.json`, holding the sample's
+//! absolute maximum and chunk size. Written by tmp + rename after the chunk is synced, so a
+//! marker's presence means the chunk is complete; a chunk without marker is not done.
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::fsutil::{read_json, to_json_bytes, write_atomic_via};
+use super::StoreError;
+use crate::{Error, Result};
+
+/// Folder of all markers inside the store.
+pub(crate) const MARKER_DIR: &str = "_markers";
+
+/// Content of a marker file.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Marker {
+    /// Largest |x| of the stored (converted) values of the sample.
+    pub abs_max: f32,
+    /// Size of the chunk file in bytes.
+    pub nbytes: u64,
+}
+
+pub(crate) fn marker_dir(root: &Path, array: &str) -> PathBuf {
+    root.join(MARKER_DIR).join(array)
+}
+
+pub(crate) fn marker_path(root: &Path, array: &str, index: usize) -> PathBuf {
+    marker_dir(root, array).join(format!("{index}.json"))
+}
+
+/// Writes the marker atomically (tmp + fsync + rename + fsync of the folder). The temporary name
+/// is fixed per sample (`.<i>.json.tmp`: one writer per sample), so a killed writer's leftover is
+/// reused and renamed away when the sample is marked on resume.
+pub(crate) fn write_marker(root: &Path, array: &str, index: usize, m: &Marker) -> Result<()> {
+    let v = serde_json::to_value(m).expect("a marker serialises");
+    let tmp = format!(".{index}.json.tmp");
+    write_atomic_via(&marker_path(root, array, index), &tmp, &to_json_bytes(&v))
+}
+
+/// Reads a marker; `Ok(None)` when absent.
+pub(crate) fn read_marker(root: &Path, array: &str, index: usize) -> Result<Option<Marker>> {
+    let path = marker_path(root, array, index);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let v = read_json(&path)?;
+    serde_json::from_value(v)
+        .map(Some)
+        .map_err(|source| StoreError::Json { path, source }.into())
+}
+
+/// Removes a marker if present (before a sample is rewritten).
+pub(crate) fn remove_marker(root: &Path, array: &str, index: usize) -> Result<()> {
+    let path = marker_path(root, array, index);
+    match fs::remove_file(&path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
+/// The completion mask of an array from one listing of its marker folder.
+pub(crate) fn completion_mask(root: &Path, array: &str, n_samples: usize) -> Result<Vec<bool>> {
+    let dir = marker_dir(root, array);
+    let mut mask = vec![false; n_samples];
+    let entries = match fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(mask),
+        Err(e) => return Err(Error::io(dir, e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(&dir, e))?;
+        let name = entry.file_name();
+        let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".json")) else {
+            continue;
+        };
+        if let Ok(i) = stem.parse::<usize>() {
+            if i < n_samples {
+                mask[i] = true;
+            }
+        }
+    }
+    Ok(mask)
+}

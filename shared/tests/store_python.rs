@@ -1,0 +1,254 @@
+//! Store parity with Python `zarr` 3 (oracle: tests/oracle/store_roundtrip.py, venv Python).
+//! Rust -> Python: a store written here (f16 and f32 arrays, nested names, an all-zero sample,
+//! rounding ties, subnormals, the f16 extremes) is read by zarr bit-exactly, and numpy's f16 cast
+//! of the same inputs gives the same bits. Python -> Rust: a group zarr writes with the same
+//! layout is read by `StoreReader` bit-exactly; a sample zarr never wrote is an error, not zeros.
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use half::f16;
+use rand::{Rng, SeedableRng};
+use serde_json::{json, Map, Value};
+use weld_cache::store::{ArraySpec, FeatureStore, StoreDtype, StoreError, StoreReader};
+use weld_cache::Error;
+
+fn python() -> PathBuf {
+    std::env::var_os("WELD_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python"))
+}
+
+fn oracle(mode: &str, store: &Path, out: &Path) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/oracle/store_roundtrip.py");
+    let o = Command::new(python())
+        .arg(&script)
+        .arg(mode)
+        .arg(store)
+        .arg(out)
+        .output()
+        .expect("spawn the venv python (WELD_PYTHON)");
+    assert!(
+        o.status.success(),
+        "oracle {mode} failed:\n{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+fn read_json(p: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+}
+
+/// Sample values with edge cases for the f16 cast.
+fn sample_values(rng: &mut rand_chacha::ChaCha8Rng, len: usize, k: usize) -> Vec<f32> {
+    let special = [
+        1.0 + 2f32.powi(-11),       // tie: rounds to even (1.0)
+        1.0 + 3.0 * 2f32.powi(-11), // tie: rounds up
+        65504.0,
+        -65504.0,
+        6.0e-8, // f16 subnormal
+        1.0e-9, // underflows to 0
+        -0.0,
+        0.1,
+    ];
+    (0..len)
+        .map(|j| {
+            if (j + k).is_multiple_of(5) {
+                special[(j + k) % special.len()]
+            } else {
+                let scale = [1e-5f32, 1e-2, 1.0, 300.0, 2e4][j % 5];
+                let x: f32 = rng.random_range(-1.0..1.0);
+                x * scale
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn rust_store_reads_in_python_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let store_path = dir.path().join("feat.zarr");
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(out.join("inputs")).unwrap();
+    let n = 4;
+    let mut attrs = Map::new();
+    attrs.insert("samples".into(), json!([{"id": "a"}, {"id": "b"}]));
+    attrs.insert(
+        "provenance".into(),
+        json!({"tool": "test", "sha256": "00ff"}),
+    );
+    let store = FeatureStore::create(&store_path, n, attrs.clone()).unwrap();
+    let specs = [
+        ArraySpec::new("video/tokens", &[6, 8], StoreDtype::F16),
+        ArraySpec::new("image/tokens_L20", &[2, 3, 5], StoreDtype::F16),
+        ArraySpec::new("sensor", &[6, 16], StoreDtype::F32),
+        ArraySpec::new("text_embeds", &[12], StoreDtype::F32),
+    ];
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+    for spec in &specs {
+        store.ensure_array(spec).unwrap();
+        let len = spec.sample_len();
+        let mut all = Vec::with_capacity(n * len);
+        for i in 0..n {
+            let data = if i == 2 {
+                vec![0.0; len] // all-zero sample: the chunk file must exist anyway
+            } else {
+                sample_values(&mut rng, len, i)
+            };
+            store.write_sample(&spec.name, i, &data).unwrap();
+            store.mark_done(&spec.name, i).unwrap();
+            all.extend_from_slice(&data);
+        }
+        let flat = spec.name.replace('/', "__");
+        std::fs::write(
+            out.join("inputs").join(format!("{flat}.f32")),
+            bytemuck::cast_slice::<f32, u8>(&all),
+        )
+        .unwrap();
+        // Expected stored bytes, from the inputs, independently of the store.
+        let expected: Vec<u8> = match spec.dtype {
+            StoreDtype::F16 => all
+                .iter()
+                .flat_map(|&x| f16::from_f32(x).to_le_bytes())
+                .collect(),
+            _ => all.iter().flat_map(|&x| x.to_le_bytes()).collect(),
+        };
+        std::fs::write(out.join(format!("{flat}.expected")), &expected).unwrap();
+    }
+    let zero_chunk = store_path.join("sensor/c/2/0/0");
+    assert_eq!(std::fs::metadata(&zero_chunk).unwrap().len(), 6 * 16 * 4);
+
+    oracle("read", &store_path, &out);
+    let got = read_json(&out.join("read.json"));
+    assert_eq!(got["attrs"]["samples"], attrs["samples"]);
+    assert_eq!(got["attrs"]["provenance"], attrs["provenance"]);
+    let arrays = got["arrays"].as_object().unwrap();
+    assert_eq!(arrays.len(), specs.len(), "python lists {arrays:?}");
+    for spec in &specs {
+        let info = &arrays[&spec.name];
+        let flat = spec.name.replace('/', "__");
+        let mut shape = vec![n];
+        shape.extend(&spec.sample_shape);
+        assert_eq!(info["shape"], json!(shape), "{}", spec.name);
+        assert_eq!(info["compressors"], json!([]), "{}", spec.name);
+        let py = std::fs::read(out.join(format!("{flat}.bin"))).unwrap();
+        let expected = std::fs::read(out.join(format!("{flat}.expected"))).unwrap();
+        assert!(
+            py == expected,
+            "{}: python bytes differ from the f16/f32 inputs",
+            spec.name
+        );
+        assert_eq!(info["numpy_cast_bit_exact"], json!(true), "{}", spec.name);
+        let diff = info["max_abs_diff_vs_input"].as_f64().unwrap();
+        eprintln!(
+            "{}: python read exact; max |stored - input| = {diff:e}",
+            spec.name
+        );
+        if spec.dtype == StoreDtype::F32 {
+            assert_eq!(diff, 0.0);
+        }
+    }
+
+    // Our reader sees the same bytes.
+    let reader = StoreReader::open(&store_path).unwrap();
+    assert!(reader.has_markers());
+    for spec in &specs {
+        let a = reader.array(&spec.name).unwrap();
+        let expected =
+            std::fs::read(out.join(format!("{}.expected", spec.name.replace('/', "__")))).unwrap();
+        let nb = spec.chunk_nbytes();
+        for i in 0..n {
+            let chunk = a.sample_bytes(i).unwrap();
+            assert_eq!(&chunk[..], &expected[i * nb..(i + 1) * nb]);
+        }
+    }
+}
+
+#[test]
+fn python_store_reads_in_rust_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let store_path = dir.path().join("py.zarr");
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    oracle("write", &store_path, &out);
+    let written = read_json(&out.join("written.json"));
+    eprintln!("python zarr {}", written["zarr"]);
+
+    let reader = StoreReader::open(&store_path).unwrap();
+    assert!(!reader.has_markers(), "a python group has no markers");
+    assert_eq!(reader.n_samples(), 5);
+    assert_eq!(reader.attrs()["origin"], json!("python"));
+    let names: Vec<String> = reader.specs().into_iter().map(|s| s.name).collect();
+    assert_eq!(names, ["a16", "dots16", "nested/deeper/b32"]);
+    let mut checked = 0;
+    for (name, info) in written["arrays"].as_object().unwrap() {
+        let a = reader.array(name).unwrap();
+        let spec = a.spec().clone();
+        let dtype = match info["dtype"].as_str().unwrap() {
+            "float16" => StoreDtype::F16,
+            _ => StoreDtype::F32,
+        };
+        assert_eq!(spec.dtype, dtype);
+        let shape: Vec<usize> = serde_json::from_value(info["shape"].clone()).unwrap();
+        assert_eq!(spec.sample_shape, shape[1..]);
+        let expected = std::fs::read(out.join(format!("{}.bin", name.replace('/', "__")))).unwrap();
+        let missing: Vec<usize> = serde_json::from_value(info["missing"].clone()).unwrap();
+        let nb = spec.chunk_nbytes();
+        let mut present = Vec::new();
+        for i in 0..5 {
+            if missing.contains(&i) {
+                assert!(!a.is_done(i));
+                let e = a
+                    .sample_bytes(i)
+                    .err()
+                    .expect("missing chunk must be an error");
+                assert!(
+                    matches!(e, Error::Store(StoreError::Incomplete { index, .. }) if index == i),
+                    "{e}"
+                );
+                let mut buf = vec![0f32; spec.sample_len()];
+                assert!(a.read_f32(i, &mut buf).is_err());
+                assert!(a.batch_tensor(&[0, i], tch::Device::Cpu).is_err());
+                continue;
+            }
+            present.push(i);
+            let want = &expected[i * nb..(i + 1) * nb];
+            let chunk = a.sample_bytes(i).unwrap();
+            assert_eq!(&chunk[..], want, "{name} sample {i}");
+            let mut vals = vec![0f32; spec.sample_len()];
+            a.read_f32(i, &mut vals).unwrap();
+            let want_vals: Vec<f32> = match dtype {
+                StoreDtype::F16 => want
+                    .chunks_exact(2)
+                    .map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32())
+                    .collect(),
+                _ => want
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .collect(),
+            };
+            assert_eq!(vals, want_vals, "{name} sample {i}");
+            if i == 1 {
+                assert!(vals.iter().all(|&x| x == 0.0));
+            }
+            checked += 1;
+        }
+        // A batch over the present samples equals the per-sample reads.
+        let t = a.batch_tensor(&present, tch::Device::Cpu).unwrap();
+        let mut tshape = vec![present.len() as i64];
+        tshape.extend(spec.sample_shape.iter().map(|&d| d as i64));
+        assert_eq!(t.size(), tshape);
+        assert_eq!(t.kind(), tch::Kind::Float);
+        let flat: Vec<f32> = Vec::try_from(t.flatten(0, -1)).unwrap();
+        for (k, &i) in present.iter().enumerate() {
+            let mut vals = vec![0f32; spec.sample_len()];
+            a.read_f32(i, &mut vals).unwrap();
+            let len = spec.sample_len();
+            assert_eq!(&flat[k * len..(k + 1) * len], &vals[..]);
+        }
+    }
+    assert_eq!(checked, 14);
+    // Verify of a foreign group: readable, but not a weld-cache store.
+    let report = weld_cache::store::verify(&store_path).unwrap();
+    assert!(!report.sound());
+}

@@ -1,0 +1,194 @@
+//! `extract run` and `extract verify`.
+use anyhow::{Context, Result};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::PathBuf;
+use std::sync::Mutex;
+use weld_cache::pipeline::{run_extract, ExtractConfig, Progress, RunOptions, Shard, StageKind, StageSummary};
+use weld_cache::store::StoreDtype;
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// TOML configuration (every knob; the flags below override it).
+    #[arg(long, default_value = "configs/extract.toml")]
+    config: PathBuf,
+    /// Dataset root: samples live in <root>/<SUBDIRS>/.
+    #[arg(long)]
+    data_root: Option<PathBuf>,
+    /// manifest.csv of the dataset (CATEGORY, ..., SUBDIRS, SPLIT).
+    #[arg(long)]
+    manifest: Option<PathBuf>,
+    /// Output Zarr v3 store (created, or resumed when it exists).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// V-JEPA 2 model folder (Hugging Face layout).
+    #[arg(long)]
+    vjepa: Option<PathBuf>,
+    /// AST model folder.
+    #[arg(long)]
+    ast: Option<PathBuf>,
+    /// DINOv3 model folder.
+    #[arg(long)]
+    dinov3: Option<PathBuf>,
+    /// CLIP model folder (text tower + tokenizer.json).
+    #[arg(long)]
+    clip: Option<PathBuf>,
+    /// cpu, cuda or cuda:N.
+    #[arg(long)]
+    device: Option<String>,
+    /// Compute dtype of the backbones: f32, bf16 or f16.
+    #[arg(long)]
+    dtype: Option<String>,
+    /// Storage dtype of the features: f16 (default, readable by Python zarr), bf16 or f32.
+    #[arg(long)]
+    store_dtype: Option<StoreDtype>,
+    /// DINOv3 hidden-state indices whose tokens are stored (0 = embeddings; seed "layer 21" = 20).
+    #[arg(long, value_delimiter = ',')]
+    dino_layers: Option<Vec<usize>>,
+    /// Frames sampled uniformly from each video.
+    #[arg(long)]
+    video_frames: Option<usize>,
+    /// Spatial average pooling factor of the V-JEPA 2 token grid (1 = keep all tokens).
+    #[arg(long)]
+    video_pool: Option<usize>,
+    /// Samples per fixed batch group.
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// CPU decode/preprocess threads.
+    #[arg(long)]
+    workers: Option<usize>,
+    /// This process fills batch groups g with g % n == i (run n processes for n GPUs/nodes).
+    #[arg(long, default_value = "0/1")]
+    shard: Shard,
+    /// Only these modalities: video,audio,image,sensor,text.
+    #[arg(long, value_delimiter = ',')]
+    only: Option<Vec<StageKind>>,
+    /// Stop at the first faulty sample with a non-zero exit (default: report it and go on).
+    #[arg(long)]
+    strict: bool,
+    /// Resume an existing store, skipping done samples (always on; kept for explicitness).
+    #[arg(long)]
+    resume: bool,
+}
+
+fn apply(args: &RunArgs) -> Result<ExtractConfig> {
+    let mut c = ExtractConfig::from_file(&args.config)?;
+    macro_rules! set {
+        ($field:expr, $v:expr) => {
+            if let Some(v) = $v.clone() {
+                $field = v;
+            }
+        };
+    }
+    set!(c.data.root, args.data_root);
+    set!(c.data.manifest, args.manifest);
+    set!(c.store.path, args.out);
+    set!(c.models.vjepa, args.vjepa);
+    set!(c.models.ast, args.ast);
+    set!(c.models.dinov3, args.dinov3);
+    set!(c.models.clip, args.clip);
+    set!(c.run.device, args.device);
+    set!(c.run.dtype, args.dtype);
+    set!(c.store.dtype, args.store_dtype);
+    set!(c.image.layers, args.dino_layers);
+    set!(c.video.frames, args.video_frames);
+    set!(c.video.pool, args.video_pool);
+    set!(c.run.batch_size, args.batch_size);
+    set!(c.run.workers, args.workers);
+    set!(c.run.only, args.only);
+    c.validate()?;
+    Ok(c)
+}
+
+/// One indicatif bar per stage; warnings printed above it.
+struct Bars {
+    bar: Mutex<Option<ProgressBar>>,
+    warnings: Mutex<usize>,
+}
+
+impl Progress for Bars {
+    fn start(&self, stage: &str, total: u64) {
+        let pb = ProgressBar::new(total);
+        pb.set_style(
+            ProgressStyle::with_template("{prefix:>7} [{bar:30}] {pos}/{len} {per_sec} eta {eta} {msg}")
+                .unwrap()
+                .progress_chars("=> "),
+        );
+        pb.set_prefix(stage.to_string());
+        *self.bar.lock().unwrap() = Some(pb);
+    }
+    fn inc(&self, n: u64) {
+        if let Some(pb) = &*self.bar.lock().unwrap() {
+            pb.inc(n);
+        }
+    }
+    fn finish(&self, stage: &str, s: &StageSummary) {
+        if let Some(pb) = self.bar.lock().unwrap().take() {
+            pb.finish_and_clear();
+        }
+        eprintln!(
+            "{stage:>7}: {} written, {} already done, {} faults, {:.1} s",
+            s.written, s.already_done, s.faults, s.seconds
+        );
+    }
+    fn warn(&self, msg: &str) {
+        *self.warnings.lock().unwrap() += 1;
+        match &*self.bar.lock().unwrap() {
+            Some(pb) => pb.println(format!("warning: {msg}")),
+            None => eprintln!("warning: {msg}"),
+        }
+    }
+}
+
+pub fn run(args: RunArgs) -> Result<()> {
+    let cfg = apply(&args).with_context(|| format!("reading {}", args.config.display()))?;
+    eprintln!(
+        "extract: {} -> {} on {} ({}), store {:?}, shard {}/{}",
+        cfg.data.manifest.display(),
+        cfg.store.path.display(),
+        cfg.run.device,
+        cfg.run.dtype,
+        cfg.store.dtype,
+        args.shard.index,
+        args.shard.count
+    );
+    let bars = Bars { bar: Mutex::new(None), warnings: Mutex::new(0) };
+    let opts = RunOptions { shard: args.shard, strict: args.strict };
+    let report = run_extract(&cfg, &opts, &bars)
+        .with_context(|| format!("extracting into {}", cfg.store.path.display()))?;
+    let n = report.faults.len();
+    eprintln!(
+        "done in {:.1} s: {} samples in this shard, {} fault(s); report: {}",
+        report.seconds,
+        report.samples,
+        n,
+        cfg.store.path.join(args.shard.report_name()).display()
+    );
+    if n > 0 {
+        eprintln!("warning: {n} sample modality(ies) could not be extracted (see the report); rerun to retry them");
+    }
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct VerifyArgs {
+    /// The store to check.
+    #[arg(long)]
+    store: PathBuf,
+    /// Also print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn verify(args: VerifyArgs) -> Result<()> {
+    let report = weld_cache::store::verify(&args.store)
+        .with_context(|| format!("verifying {}", args.store.display()))?;
+    println!("{report}");
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    }
+    if !report.sound() {
+        anyhow::bail!("{}: store is not sound (see above)", args.store.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,232 @@
+//! The configuration of `extract run` (`configs/extract.toml`), with CLI overrides applied by the
+//! binary. Every knob of the feature-cache stage lives here, none only in code.
+use crate::store::StoreDtype;
+use crate::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// One modality stage of the extraction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StageKind {
+    Video,
+    Audio,
+    Image,
+    Sensor,
+    Text,
+}
+
+impl StageKind {
+    pub const ALL: [StageKind; 5] = [
+        StageKind::Sensor,
+        StageKind::Text,
+        StageKind::Image,
+        StageKind::Audio,
+        StageKind::Video,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StageKind::Video => "video",
+            StageKind::Audio => "audio",
+            StageKind::Image => "image",
+            StageKind::Sensor => "sensor",
+            StageKind::Text => "text",
+        }
+    }
+}
+
+impl std::str::FromStr for StageKind {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim() {
+            "video" => Ok(StageKind::Video),
+            "audio" => Ok(StageKind::Audio),
+            "image" | "images" => Ok(StageKind::Image),
+            "sensor" | "sensors" => Ok(StageKind::Sensor),
+            "text" => Ok(StageKind::Text),
+            other => Err(Error::Msg(format!(
+                "unknown modality `{other}` (expected video, audio, image, sensor, text)"
+            ))),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSection {
+    pub root: PathBuf,
+    pub manifest: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSection {
+    pub path: PathBuf,
+    pub dtype: StoreDtype,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelsSection {
+    pub vjepa: PathBuf,
+    pub ast: PathBuf,
+    pub dinov3: PathBuf,
+    pub clip: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunSection {
+    pub device: String,
+    pub dtype: String,
+    pub only: Vec<StageKind>,
+    pub batch_size: usize,
+    pub workers: usize,
+    pub queue: usize,
+}
+
+/// Where the V-JEPA 2 frames come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VideoSource {
+    /// The sample's `.avi` (correct).
+    Video,
+    /// The five post-weld images repeated to the frame count, as the seed's reader did when an
+    /// `images/` folder existed. Only for explaining the seed's numbers.
+    Images,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VideoSection {
+    pub frames: usize,
+    pub short_side: usize,
+    pub crop: usize,
+    pub pool: usize,
+    pub source: VideoSource,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AudioSection {
+    pub windows: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageSection {
+    pub layers: Vec<usize>,
+    pub size: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SensorSection {
+    pub steps: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TextSection {
+    pub prompt: String,
+}
+
+/// `configs/extract.toml`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExtractConfig {
+    pub data: DataSection,
+    pub store: StoreSection,
+    pub models: ModelsSection,
+    pub run: RunSection,
+    pub video: VideoSection,
+    pub audio: AudioSection,
+    pub image: ImageSection,
+    pub sensor: SensorSection,
+    pub text: TextSection,
+}
+
+impl ExtractConfig {
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        toml::from_str(&text).map_err(|e| Error::Msg(format!("{}: {e}", path.display())))
+    }
+
+    /// Checks values that would otherwise fail deep inside a run.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::Msg(format!("extract config: {m}")));
+        if self.run.batch_size == 0 || self.run.workers == 0 || self.run.queue == 0 {
+            return bad("run.batch_size, run.workers and run.queue must be >= 1".into());
+        }
+        if self.video.frames == 0 || self.video.pool == 0 || self.video.crop == 0 {
+            return bad("video.frames, video.crop and video.pool must be >= 1".into());
+        }
+        if self.audio.windows == 0 || self.sensor.steps < 2 || self.image.size == 0 {
+            return bad("audio.windows >= 1, sensor.steps >= 2, image.size >= 1 required".into());
+        }
+        if self.run.only.is_empty() {
+            return bad("run.only names no modality".into());
+        }
+        Ok(())
+    }
+}
+
+/// `--shard i/n`: this process fills the batch groups g with g % n == i.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shard {
+    pub index: usize,
+    pub count: usize,
+}
+
+impl Shard {
+    pub const ALL: Shard = Shard { index: 0, count: 1 };
+    pub fn takes(&self, group: usize) -> bool {
+        group % self.count == self.index
+    }
+    /// The name of this shard's report file inside the store.
+    pub fn report_name(&self) -> String {
+        if self.count == 1 {
+            "extract_report.json".to_string()
+        } else {
+            format!("extract_report.shard-{}-of-{}.json", self.index, self.count)
+        }
+    }
+}
+
+impl std::str::FromStr for Shard {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let err = || Error::Msg(format!("bad shard `{s}` (expected i/n with 0 <= i < n)"));
+        let (i, n) = s.split_once('/').ok_or_else(err)?;
+        let index: usize = i.trim().parse().map_err(|_| err())?;
+        let count: usize = n.trim().parse().map_err(|_| err())?;
+        if count == 0 || index >= count {
+            return Err(err());
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_config_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/extract.toml");
+        let cfg = ExtractConfig::from_file(&path).unwrap();
+        cfg.validate().unwrap();
+        assert_eq!(cfg.image.layers, vec![9, 20, 31]);
+        assert_eq!(cfg.audio.windows, 4);
+    }
+
+    #[test]
+    fn shards_partition_groups() {
+        let shards: Vec<Shard> = (0..3).map(|i| format!("{i}/3").parse().unwrap()).collect();
+        for g in 0..20 {
+            assert_eq!(shards.iter().filter(|s| s.takes(g)).count(), 1);
+        }
+        assert!("3/3".parse::<Shard>().is_err());
+        assert!("1".parse::<Shard>().is_err());
+    }
+}

@@ -1,0 +1,294 @@
+//! The stage engine: CPU workers decode and preprocess fixed batch groups into a bounded queue,
+//! the calling thread runs the device forward, a writer thread stores chunks and marks samples
+//! done. Memory stays bounded by `queue` groups whatever the dataset size.
+//!
+//! Byte-identical resumes: a batch group is a fixed set of sample indices, and a group with any
+//! sample still to do is recomputed whole (the done samples are not rewritten), so every forward
+//! sees exactly the batch an uninterrupted run sees.
+use crate::data::SampleError;
+use crate::store::{FeatureStore, StoreDtype};
+use crate::{Error, Result};
+use crossbeam_channel::bounded;
+use rayon::prelude::*;
+use serde::Serialize;
+use std::time::Instant;
+
+/// One fault: a sample whose modality could not be extracted. Serialised in the report.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Fault {
+    pub sample: String,
+    pub modality: String,
+    pub file: String,
+    pub error: String,
+}
+
+impl From<&SampleError> for Fault {
+    fn from(e: &SampleError) -> Self {
+        Fault {
+            sample: e.sample.clone(),
+            modality: e.modality.as_str().to_string(),
+            file: e.file.display().to_string(),
+            error: e.message.clone(),
+        }
+    }
+}
+
+/// What one stage did, for the report and the final summary.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct StageSummary {
+    pub stage: String,
+    /// Samples of this shard that had all arrays done before the run.
+    pub already_done: usize,
+    /// Samples written by this run.
+    pub written: usize,
+    /// Samples that faulted in this run.
+    pub faults: usize,
+    pub seconds: f64,
+}
+
+/// Progress display, implemented by the binary (indicatif) or a no-op.
+pub trait Progress: Sync {
+    fn start(&self, _stage: &str, _total: u64) {}
+    fn inc(&self, _n: u64) {}
+    fn finish(&self, _stage: &str, _summary: &StageSummary) {}
+    fn warn(&self, _msg: &str) {}
+}
+
+/// Progress that shows nothing.
+pub struct NoProgress;
+impl Progress for NoProgress {}
+
+/// Output of the device step for one sample: (array name, f32 values) in the array's layout.
+pub type SampleOutput = Vec<(String, Vec<f32>)>;
+
+/// Values a store of `dtype` cannot hold are a fault, never written.
+pub fn check_values(data: &[f32], dtype: StoreDtype) -> std::result::Result<(), String> {
+    let mut max = 0f32;
+    for &x in data {
+        if !x.is_finite() {
+            return Err("non-finite feature value (NaN or inf)".to_string());
+        }
+        max = max.max(x.abs());
+    }
+    if dtype == StoreDtype::F16 && max > 65504.0 {
+        return Err(format!(
+            "feature magnitude {max} exceeds the f16 range (65504); extract with --store-dtype f32"
+        ));
+    }
+    Ok(())
+}
+
+pub struct StageRun<'a> {
+    pub name: &'a str,
+    pub modality: &'a str,
+    pub store: &'a FeatureStore,
+    /// Arrays this stage writes, with their dtypes.
+    pub arrays: Vec<(String, StoreDtype)>,
+    /// Fixed batch groups of this shard (sample indices).
+    pub groups: Vec<Vec<usize>>,
+    pub sample_keys: &'a [String],
+    pub workers: usize,
+    pub queue: usize,
+    pub strict: bool,
+}
+
+impl StageRun<'_> {
+    fn sample_done(&self, i: usize) -> bool {
+        self.arrays.iter().all(|(a, _)| self.store.is_done(a, i))
+    }
+
+    /// Runs the stage. `prepare` runs on worker threads (decode + preprocess one sample);
+    /// `compute` runs on the calling thread with the prepared samples of one group and returns
+    /// each sample's outputs in the same order.
+    pub fn run<P, FP, FC>(
+        self,
+        prepare: FP,
+        mut compute: FC,
+        progress: &dyn Progress,
+        faults: &mut Vec<Fault>,
+    ) -> Result<StageSummary>
+    where
+        P: Send,
+        FP: Fn(usize) -> std::result::Result<P, SampleError> + Sync,
+        FC: FnMut(Vec<(usize, P)>) -> Result<Vec<SampleOutput>>,
+    {
+        let t0 = Instant::now();
+        let mut summary = StageSummary { stage: self.name.to_string(), ..Default::default() };
+        let all: Vec<usize> = self.groups.iter().flatten().copied().collect();
+        summary.already_done = all.iter().filter(|&&i| self.sample_done(i)).count();
+        let pending: Vec<&Vec<usize>> =
+            self.groups.iter().filter(|g| g.iter().any(|&i| !self.sample_done(i))).collect();
+        let todo = all.len() - summary.already_done;
+        progress.start(self.name, todo as u64);
+        if pending.is_empty() {
+            summary.seconds = t0.elapsed().as_secs_f64();
+            progress.finish(self.name, &summary);
+            return Ok(summary);
+        }
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(self.workers)
+            .thread_name(|i| format!("decode-{i}"))
+            .build()
+            .map_err(|e| Error::Msg(format!("cannot start decode workers: {e}")))?;
+        type Prepared<P> = Vec<(usize, std::result::Result<P, SampleError>)>;
+        let (group_tx, group_rx) = bounded::<Prepared<P>>(self.queue);
+        let (write_tx, write_rx) = bounded::<(usize, SampleOutput)>(self.queue * 8);
+        let store = self.store;
+        let arrays = &self.arrays;
+        let prepare = &prepare;
+
+        let outcome: Result<()> = std::thread::scope(|scope| {
+            let producer = scope.spawn(move || {
+                for group in pending {
+                    let prepared: Prepared<P> =
+                        pool.install(|| group.par_iter().map(|&i| (i, prepare(i))).collect());
+                    if group_tx.send(prepared).is_err() {
+                        break; // consumer stopped (strict fault or error)
+                    }
+                }
+            });
+            let writer = scope.spawn(move || -> Result<usize> {
+                let mut written = 0;
+                for (i, outputs) in write_rx {
+                    for (array, data) in &outputs {
+                        if !store.is_done(array, i) {
+                            store.write_sample(array, i, data)?;
+                        }
+                    }
+                    for (array, _) in &outputs {
+                        if !store.is_done(array, i) {
+                            store.mark_done(array, i)?;
+                        }
+                    }
+                    written += 1;
+                }
+                Ok(written)
+            });
+
+            let mut consume = || -> Result<()> {
+                for prepared in group_rx.iter() {
+                    let mut ok = Vec::with_capacity(prepared.len());
+                    let mut newly_needed = 0u64;
+                    for (i, p) in prepared {
+                        let needed = !self.sample_done(i);
+                        match p {
+                            Ok(p) => ok.push((i, p, needed)),
+                            Err(e) => {
+                                if needed {
+                                    newly_needed += 1;
+                                    summary.faults += 1;
+                                    let f = Fault::from(&e);
+                                    progress.warn(&format!("fault: {e}"));
+                                    faults.push(f);
+                                    if self.strict {
+                                        return Err(Error::Sample(e));
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    let needed: Vec<bool> = ok.iter().map(|(_, _, n)| *n).collect();
+                    let indices: Vec<usize> = ok.iter().map(|(i, _, _)| *i).collect();
+                    if needed.iter().any(|&n| n) {
+                        let outputs = compute(ok.into_iter().map(|(i, p, _)| (i, p)).collect())?;
+                        if outputs.len() != indices.len() {
+                            return Err(Error::Msg(format!(
+                                "{}: device step returned {} outputs for {} samples",
+                                self.name,
+                                outputs.len(),
+                                indices.len()
+                            )));
+                        }
+                        for ((i, out), need) in indices.iter().zip(outputs).zip(needed) {
+                            if !need {
+                                continue;
+                            }
+                            newly_needed += 1;
+                            let bad = out.iter().find_map(|(a, d)| {
+                                let dt = arrays.iter().find(|(n, _)| n == a).map(|x| x.1);
+                                match dt {
+                                    None => Some(format!("internal: unknown array {a}")),
+                                    Some(dt) => check_values(d, dt).err().map(|m| format!("{a}: {m}")),
+                                }
+                            });
+                            if let Some(msg) = bad {
+                                summary.faults += 1;
+                                let f = Fault {
+                                    sample: self.sample_keys[*i].clone(),
+                                    modality: self.modality.to_string(),
+                                    file: String::new(),
+                                    error: msg.clone(),
+                                };
+                                progress.warn(&format!("fault: {} {}: {msg}", f.sample, f.modality));
+                                faults.push(f);
+                                if self.strict {
+                                    return Err(Error::Msg(format!(
+                                        "{} ({}): {msg}",
+                                        self.sample_keys[*i], self.modality
+                                    )));
+                                }
+                                continue;
+                            }
+                            write_tx.send((*i, out)).map_err(|_| {
+                                Error::Msg("feature writer stopped unexpectedly".into())
+                            })?;
+                        }
+                    }
+                    progress.inc(newly_needed);
+                }
+                Ok(())
+            };
+            let consumed = consume();
+            drop(group_rx);
+            drop(write_tx);
+            let written = writer.join().map_err(|_| Error::Msg("writer thread panicked".into()))?;
+            producer.join().map_err(|_| Error::Msg("decode thread panicked".into()))?;
+            consumed?;
+            summary.written = written?;
+            Ok(())
+        });
+        outcome?;
+        summary.seconds = t0.elapsed().as_secs_f64();
+        progress.finish(self.name, &summary);
+        Ok(summary)
+    }
+}
+
+/// Fixed batch groups over `n` samples: [0..bs), [bs..2bs), ...; shard `s` keeps groups g with
+/// g % count == index, optionally restricted to samples for which `keep` holds.
+pub fn batch_groups(
+    n: usize,
+    batch_size: usize,
+    shard: super::config::Shard,
+    keep: impl Fn(usize) -> bool,
+) -> Vec<Vec<usize>> {
+    (0..n.div_ceil(batch_size))
+        .filter(|&g| shard.takes(g))
+        .map(|g| (g * batch_size..((g + 1) * batch_size).min(n)).filter(|&i| keep(i)).collect())
+        .filter(|g: &Vec<usize>| !g.is_empty())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::config::Shard;
+
+    #[test]
+    fn groups_are_fixed_and_partition() {
+        let all = batch_groups(10, 4, Shard::ALL, |_| true);
+        assert_eq!(all, vec![vec![0, 1, 2, 3], vec![4, 5, 6, 7], vec![8, 9]]);
+        let a = batch_groups(10, 4, Shard { index: 0, count: 2 }, |_| true);
+        let b = batch_groups(10, 4, Shard { index: 1, count: 2 }, |_| true);
+        assert_eq!(a, vec![vec![0, 1, 2, 3], vec![8, 9]]);
+        assert_eq!(b, vec![vec![4, 5, 6, 7]]);
+    }
+
+    #[test]
+    fn value_checks() {
+        assert!(check_values(&[1.0, -2.0], StoreDtype::F16).is_ok());
+        assert!(check_values(&[f32::NAN], StoreDtype::F32).is_err());
+        assert!(check_values(&[7e4], StoreDtype::F16).is_err());
+        assert!(check_values(&[7e4], StoreDtype::F32).is_ok());
+    }
+}

@@ -1,0 +1,224 @@
+//! Orchestration of `extract run`: manifest -> store -> stages (cheap ones first) -> report.
+use super::config::{ExtractConfig, Shard, StageKind};
+use super::engine::{batch_groups, Fault, Progress, StageRun, StageSummary};
+use super::provenance::{model_provenance, record_or_check};
+use super::stages::*;
+use crate::backbones::{ast::Ast, clip::ClipText, dinov3::Dinov3, vjepa2::VJepa2};
+use crate::data::manifest::Manifest;
+use crate::device::parse_device;
+use crate::preprocess::fbank::{Fbank, FbankConfig};
+use crate::store::{ArraySpec, FeatureStore, StoreDtype};
+use crate::{Error, Result};
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::time::Instant;
+use tch::Kind;
+
+/// Options of one process of a (possibly sharded) run.
+#[derive(Debug, Clone, Copy)]
+pub struct RunOptions {
+    pub shard: Shard,
+    /// Stop at the first fault with an error instead of reporting it and going on.
+    pub strict: bool,
+}
+
+/// `STORE/extract_report.json` (or one file per shard).
+#[derive(Debug, Clone, Serialize)]
+pub struct ExtractReport {
+    pub tool_version: String,
+    pub shard: String,
+    pub samples: usize,
+    pub stages: Vec<StageSummary>,
+    pub faults: Vec<Fault>,
+    pub seconds: f64,
+}
+
+/// Parses a compute dtype name.
+pub fn parse_kind(s: &str) -> Result<Kind> {
+    match s {
+        "f32" | "float32" => Ok(Kind::Float),
+        "bf16" | "bfloat16" => Ok(Kind::BFloat16),
+        "f16" | "float16" => Ok(Kind::Half),
+        _ => Err(Error::Msg(format!("unknown dtype `{s}` (expected f32, bf16 or f16)"))),
+    }
+}
+
+/// The store's group attributes: the sample table. Every process of a run must agree on it.
+fn store_attrs(manifest: &Manifest) -> serde_json::Map<String, Value> {
+    let samples: Vec<Value> = manifest
+        .samples
+        .iter()
+        .map(|r| {
+            json!({
+                "key": r.key, "id": r.id, "class_code": r.class_code, "class_name": r.class_name,
+                "split": r.split.as_str(), "session": r.directory,
+            })
+        })
+        .collect();
+    let mut m = serde_json::Map::new();
+    m.insert("kind".into(), json!("weld-cache feature store"));
+    m.insert("samples".into(), Value::Array(samples));
+    m
+}
+
+/// Runs every configured stage over this shard's samples and writes the shard's report.
+pub fn run_extract(cfg: &ExtractConfig, opts: &RunOptions, progress: &dyn Progress) -> Result<ExtractReport> {
+    cfg.validate()?;
+    let t0 = Instant::now();
+    let manifest = Manifest::read(&cfg.data.manifest)?;
+    let n = manifest.samples.len();
+    let store = FeatureStore::open_or_create(&cfg.store.path, n, store_attrs(&manifest))?;
+    let device = parse_device(&cfg.run.device)?;
+    let kind = parse_kind(&cfg.run.dtype)?;
+    let keys: Vec<String> = manifest.samples.iter().map(|r| r.key.clone()).collect();
+    let ctx = SampleCtx { root: &cfg.data.root, records: &manifest.samples };
+    let groups = batch_groups(n, cfg.run.batch_size, opts.shard, |_| true);
+    let sdt = cfg.store.dtype;
+    let tool = env!("CARGO_PKG_VERSION");
+    let mut faults = Vec::new();
+    let mut stages = Vec::new();
+    let stage_run = |name: &'static str, arrays: Vec<(String, StoreDtype)>| StageRun {
+        name,
+        modality: name,
+        store: &store,
+        arrays,
+        groups: groups.clone(),
+        sample_keys: &keys,
+        workers: cfg.run.workers,
+        queue: cfg.run.queue,
+        strict: opts.strict,
+    };
+    let ensure = |arrays: &[(String, Vec<usize>, StoreDtype)]| -> Result<Vec<(String, StoreDtype)>> {
+        for (name, shape, dtype) in arrays {
+            store.ensure_array(&ArraySpec { name: name.clone(), sample_shape: shape.clone(), dtype: *dtype })?;
+        }
+        Ok(arrays.iter().map(|(n, _, d)| (n.clone(), *d)).collect())
+    };
+
+    for stage in StageKind::ALL {
+        if !cfg.run.only.contains(&stage) {
+            continue;
+        }
+        let summary = match stage {
+            StageKind::Sensor => {
+                let prov = json!({ "steps": cfg.sensor.steps, "channels": crate::data::sensors::SENSOR_CHANNELS, "tool_version": tool });
+                record_or_check(&store, &cfg.store.path, "sensor", &prov)?;
+                let arrays = ensure(&[(SENSOR_RAW.into(), vec![cfg.sensor.steps, 6], StoreDtype::F32)])?;
+                stage_run("sensor", arrays).run(
+                    |i| prepare_sensor(&ctx, cfg.sensor.steps, i),
+                    |batch| Ok(batch.into_iter().map(|(_, v)| vec![(SENSOR_RAW.to_string(), v)]).collect()),
+                    progress,
+                    &mut faults,
+                )?
+            }
+            StageKind::Text => run_text(cfg, &store, device, kind, progress)?,
+            StageKind::Image => {
+                let model = Dinov3::load(&cfg.models.dinov3, device, kind)?;
+                let mut prov = model_provenance(&cfg.models.dinov3)?;
+                prov["preprocess"] = json!({ "size": cfg.image.size, "norm": "imagenet", "order": "rescale,resize(bilinear,antialias),normalize" });
+                prov["compute_dtype"] = json!(cfg.run.dtype);
+                record_or_check(&store, &cfg.store.path, "image", &prov)?;
+                let c = model.config();
+                let layers = c.num_hidden_layers as usize + 1;
+                for &l in &cfg.image.layers {
+                    if l >= layers {
+                        return Err(Error::Msg(format!(
+                            "image layer {l} out of range: the model has hidden states 0..={}",
+                            layers - 1
+                        )));
+                    }
+                }
+                let p = cfg.image.size / c.patch_size as usize;
+                let ntok = 1 + c.num_register_tokens as usize + p * p;
+                let d = c.hidden_size as usize;
+                let mut specs = vec![(IMAGE_POOLED.to_string(), vec![layers, 5, 2, d], sdt)];
+                for &l in &cfg.image.layers {
+                    specs.push((image_tokens_name(l), vec![5, ntok, d], sdt));
+                }
+                let arrays = ensure(&specs)?;
+                stage_run("image", arrays).run(
+                    |i| prepare_images(&ctx, cfg.image.size, i),
+                    |batch| compute_images(&model, &cfg.image.layers, batch.into_iter().map(|x| x.1).collect(), device, kind),
+                    progress,
+                    &mut faults,
+                )?
+            }
+            StageKind::Audio => {
+                let model = Ast::load(&cfg.models.ast, device, kind)?;
+                let c = model.config().clone();
+                let fb = Fbank::new(FbankConfig { num_mel_bins: c.num_mel_bins as usize, ..FbankConfig::default() });
+                let mut prov = model_provenance(&cfg.models.ast)?;
+                prov["preprocess"] = json!({ "windows": cfg.audio.windows, "sample_rate": 16000, "max_length": c.max_length, "num_mel_bins": c.num_mel_bins, "window_type": "hanning", "mean": -4.267_739_3, "std": 4.568_997_4 });
+                prov["compute_dtype"] = json!(cfg.run.dtype);
+                record_or_check(&store, &cfg.store.path, "audio", &prov)?;
+                let f_out = (c.num_mel_bins - c.patch_size) / c.frequency_stride + 1;
+                let t_out = (c.max_length - c.patch_size) / c.time_stride + 1;
+                let ntok = (2 + f_out * t_out) as usize;
+                let w = cfg.audio.windows;
+                let arrays = ensure(&[
+                    (AUDIO_TOKENS.into(), vec![w, ntok, c.hidden_size as usize], sdt),
+                    (AUDIO_STARTS.into(), vec![w], StoreDtype::F32),
+                ])?;
+                stage_run("audio", arrays).run(
+                    |i| prepare_audio(&ctx, &fb, c.max_length as usize, w, i),
+                    |batch| compute_audio(&model, batch.into_iter().map(|x| x.1).collect(), device, kind),
+                    progress,
+                    &mut faults,
+                )?
+            }
+            StageKind::Video => {
+                let model = VJepa2::load(&cfg.models.vjepa, device, kind)?;
+                let mut prov = model_provenance(&cfg.models.vjepa)?;
+                prov["preprocess"] = json!({ "frames": cfg.video.frames, "sampling": "uniform by index", "short_side": cfg.video.short_side, "crop": cfg.video.crop, "pool": cfg.video.pool, "source": cfg.video.source, "gray": "replicated to RGB" });
+                prov["compute_dtype"] = json!(cfg.run.dtype);
+                record_or_check(&store, &cfg.store.path, "video", &prov)?;
+                let shape = video_token_shape(&model, cfg)?;
+                let arrays = ensure(&[(VIDEO_TOKENS.into(), shape, sdt)])?;
+                stage_run("video", arrays).run(
+                    |i| prepare_video(&ctx, cfg, i),
+                    |batch| compute_video(&model, cfg, batch.into_iter().map(|x| x.1).collect(), device, kind),
+                    progress,
+                    &mut faults,
+                )?
+            }
+        };
+        stages.push(summary);
+    }
+    let report = ExtractReport {
+        tool_version: tool.to_string(),
+        shard: format!("{}/{}", opts.shard.index, opts.shard.count),
+        samples: groups.iter().map(Vec::len).sum(),
+        stages,
+        faults,
+        seconds: t0.elapsed().as_secs_f64(),
+    };
+    let v = serde_json::to_value(&report).map_err(|e| Error::Msg(format!("report: {e}")))?;
+    store.write_json(&opts.shard.report_name(), &v)?;
+    Ok(report)
+}
+
+/// The CLIP text embedding of the prompt, once per store (`text_embed.json`).
+fn run_text(cfg: &ExtractConfig, store: &FeatureStore, device: tch::Device, kind: Kind, progress: &dyn Progress) -> Result<StageSummary> {
+    let t0 = Instant::now();
+    progress.start("text", 1);
+    let mut prov = model_provenance(&cfg.models.clip)?;
+    prov["prompt"] = json!(cfg.text.prompt);
+    prov["compute_dtype"] = json!(cfg.run.dtype);
+    record_or_check(store, &cfg.store.path, "text", &prov)?;
+    let mut summary = StageSummary { stage: "text".into(), ..Default::default() };
+    if cfg.store.path.join(TEXT_FILE).is_file() {
+        summary.already_done = 1;
+    } else {
+        let model = ClipText::load(&cfg.models.clip, device, kind)?;
+        let emb = to_vec(&model.embed_text(&cfg.text.prompt)?)?;
+        if let Err(m) = super::engine::check_values(&emb, StoreDtype::F32) {
+            return Err(Error::Msg(format!("CLIP text embedding: {m}")));
+        }
+        store.write_json(TEXT_FILE, &json!({ "prompt": cfg.text.prompt, "dim": emb.len(), "embedding": emb }))?;
+        summary.written = 1;
+        progress.inc(1);
+    }
+    summary.seconds = t0.elapsed().as_secs_f64();
+    progress.finish("text", &summary);
+    Ok(summary)
+}

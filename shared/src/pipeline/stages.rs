@@ -1,0 +1,233 @@
+//! The five extraction stages: what each decodes, which backbone it runs and which arrays it
+//! writes. Array names (the store's schema, read by `train-head`):
+//!
+//! | array | per-sample shape | dtype |
+//! |---|---|---|
+//! | `video/tokens` | [T/2 * (crop/16)^2 / pool^2, 1024] | store dtype |
+//! | `audio/tokens` | [windows, 2 + patches, 768] | store dtype |
+//! | `audio/window_start_s` | [windows] | f32 |
+//! | `image/pooled` | [layers+1, 5, 2 (mean, max), 1280] | store dtype |
+//! | `image/tokens_L{i}` | [5, 1 + registers + patches, 1280] | store dtype |
+//! | `sensor/raw` | [steps, 6] | f32 |
+//!
+//! The CLIP text embedding is not per sample: it is the side file `text_embed.json`.
+use super::config::ExtractConfig;
+use super::engine::SampleOutput;
+use crate::backbones::{ast::Ast, dinov3::Dinov3, vjepa2::VJepa2};
+use crate::data::sample::SampleFiles;
+use crate::data::{manifest::SampleRecord, SampleError};
+use crate::preprocess::fbank::{ast_input_values, Fbank, FbankConfig};
+use crate::preprocess::image::{dinov3_pixels, ImageNorm};
+use crate::preprocess::video::vjepa2_pixels;
+use crate::{Error, Result};
+use std::path::Path;
+use tch::{Device, Kind, Tensor};
+
+pub const VIDEO_TOKENS: &str = "video/tokens";
+pub const AUDIO_TOKENS: &str = "audio/tokens";
+pub const AUDIO_STARTS: &str = "audio/window_start_s";
+pub const IMAGE_POOLED: &str = "image/pooled";
+pub const SENSOR_RAW: &str = "sensor/raw";
+pub const TEXT_FILE: &str = "text_embed.json";
+
+/// Name of the token array of DINOv3 hidden-state index `layer`.
+pub fn image_tokens_name(layer: usize) -> String {
+    format!("image/tokens_L{layer}")
+}
+
+/// The per-sample inputs every stage starts from.
+pub struct SampleCtx<'a> {
+    pub root: &'a Path,
+    pub records: &'a [SampleRecord],
+}
+
+impl SampleCtx<'_> {
+    pub fn files(&self, i: usize) -> std::result::Result<SampleFiles, SampleError> {
+        SampleFiles::locate(self.root, &self.records[i])
+    }
+    pub fn key(&self, i: usize) -> &str {
+        &self.records[i].key
+    }
+}
+
+/// Copies a CPU f32 tensor into a Vec.
+pub fn to_vec(t: &Tensor) -> Result<Vec<f32>> {
+    let t = t.to_device(Device::Cpu).to_kind(Kind::Float).contiguous().view(-1);
+    Ok(Vec::<f32>::try_from(&t)?)
+}
+
+// ---------------------------------------------------------------- video (V-JEPA 2)
+
+/// Frames for V-JEPA 2: [T, 3, crop, crop] f32, from the `.avi` (or the seed's `images/` quirk).
+pub fn prepare_video(ctx: &SampleCtx, cfg: &ExtractConfig, i: usize) -> std::result::Result<Tensor, SampleError> {
+    let files = ctx.files(i)?;
+    let norm = ImageNorm::default();
+    match cfg.video.source {
+        super::config::VideoSource::Video => {
+            let path = files.video()?;
+            let f = crate::data::video::read_video_frames(&path, cfg.video.frames, ctx.key(i))?;
+            Ok(vjepa2_pixels(&f.data, f.t, f.h, f.w, cfg.video.short_side, cfg.video.crop, &norm))
+        }
+        super::config::VideoSource::Images => {
+            let paths = files.images()?;
+            let imgs = crate::data::images::read_images(&paths, ctx.key(i))?;
+            // The seed's reader: the five stills repeated in order to fill the frame count.
+            let mut views = Vec::with_capacity(cfg.video.frames);
+            for k in 0..cfg.video.frames {
+                let im = &imgs[k * imgs.len() / cfg.video.frames];
+                views.push(vjepa2_pixels(&im.data, 1, im.h, im.w, cfg.video.short_side, cfg.video.crop, &norm));
+            }
+            Ok(Tensor::cat(&views, 0))
+        }
+    }
+}
+
+/// Tokens per sample after the spatial pooling: [N, D].
+pub fn video_token_shape(model: &VJepa2, cfg: &ExtractConfig) -> Result<Vec<usize>> {
+    let c = model.config();
+    let grid = cfg.video.crop / c.patch_size as usize;
+    if grid % cfg.video.pool != 0 {
+        return Err(Error::Msg(format!(
+            "video.pool {} does not divide the {grid}x{grid} token grid",
+            cfg.video.pool
+        )));
+    }
+    let t = if cfg.video.frames < 2 { 1 } else { cfg.video.frames / c.tubelet_size as usize };
+    let g = grid / cfg.video.pool;
+    Ok(vec![t * g * g, c.hidden_size as usize])
+}
+
+/// [B, T, 3, C, C] -> per-sample `video/tokens`.
+pub fn compute_video(model: &VJepa2, cfg: &ExtractConfig, batch: Vec<Tensor>, device: Device, kind: Kind) -> Result<Vec<SampleOutput>> {
+    let x = Tensor::stack(&batch, 0).to_device(device).to_kind(kind);
+    let h = tch::no_grad(|| model.forward_last(&x)); // [B, N, D]
+    let h = h.to_kind(Kind::Float);
+    let h = if cfg.video.pool > 1 {
+        let (b, n, d) = h.size3()?;
+        let grid = (cfg.video.crop / model.config().patch_size as usize) as i64;
+        let t = n / (grid * grid);
+        let k = cfg.video.pool as i64;
+        // [B, T, G, G, D] -> [B*T, D, G, G] -> avg pool k -> [B, T*(G/k)^2, D]
+        let x = h.view([b * t, grid, grid, d]).permute([0, 3, 1, 2]);
+        let p = x.avg_pool2d([k, k], [k, k], [0, 0], false, true, None::<i64>);
+        p.permute([0, 2, 3, 1]).reshape([b, -1, d])
+    } else {
+        h
+    };
+    (0..h.size()[0]).map(|b| Ok(vec![(VIDEO_TOKENS.to_string(), to_vec(&h.get(b))?)])).collect()
+}
+
+// ---------------------------------------------------------------- audio (AST)
+
+/// Start sample of each of `windows` windows of `win` samples spread evenly over `len` samples
+/// (overlapping when the clip is shorter than windows * win; all at 0 when shorter than one).
+pub fn window_starts(len: usize, win: usize, windows: usize) -> Vec<usize> {
+    if len <= win || windows == 1 {
+        return vec![0; windows];
+    }
+    let span = (len - win) as f64;
+    (0..windows).map(|k| (span * k as f64 / (windows - 1) as f64).round() as usize).collect()
+}
+
+pub struct AudioPrep {
+    pub input_values: Tensor, // [W, max_length, bins]
+    pub starts_s: Vec<f32>,
+}
+
+pub fn prepare_audio(
+    ctx: &SampleCtx,
+    fbank: &Fbank,
+    max_length: usize,
+    windows: usize,
+    i: usize,
+) -> std::result::Result<AudioPrep, SampleError> {
+    let files = ctx.files(i)?;
+    let path = files.audio()?;
+    let wave = crate::data::audio::read_audio_16k(&path, ctx.key(i))?;
+    let cfg = FbankConfig::default();
+    let shift = (cfg.sample_rate as f64 * cfg.frame_shift_ms as f64 / 1000.0) as usize;
+    let flen = (cfg.sample_rate as f64 * cfg.frame_length_ms as f64 / 1000.0) as usize;
+    let win = (max_length - 1) * shift + flen;
+    let starts = window_starts(wave.len(), win, windows);
+    let mut vals = Vec::with_capacity(windows * max_length * fbank.num_mel_bins());
+    for &s in &starts {
+        let end = (s + win).min(wave.len());
+        vals.extend(ast_input_values(fbank, &wave[s..end], max_length, -4.267_739_3, 4.568_997_4));
+    }
+    let bins = fbank.num_mel_bins() as i64;
+    Ok(AudioPrep {
+        input_values: Tensor::from_slice(&vals).view([windows as i64, max_length as i64, bins]),
+        starts_s: starts.iter().map(|&s| s as f32 / cfg.sample_rate as f32).collect(),
+    })
+}
+
+pub fn compute_audio(model: &Ast, batch: Vec<AudioPrep>, device: Device, kind: Kind) -> Result<Vec<SampleOutput>> {
+    let w = batch[0].input_values.size()[0];
+    let x = Tensor::cat(&batch.iter().map(|p| p.input_values.shallow_clone()).collect::<Vec<_>>(), 0);
+    let h = tch::no_grad(|| model.forward_last(&x.to_device(device).to_kind(kind))).to_kind(Kind::Float);
+    let (_, n, d) = h.size3()?;
+    let h = h.view([-1, w, n, d]);
+    batch
+        .iter()
+        .enumerate()
+        .map(|(b, p)| {
+            Ok(vec![
+                (AUDIO_TOKENS.to_string(), to_vec(&h.get(b as i64))?),
+                (AUDIO_STARTS.to_string(), p.starts_s.clone()),
+            ])
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------- images (DINOv3)
+
+/// The five views: [5, 3, size, size] f32.
+pub fn prepare_images(ctx: &SampleCtx, size: usize, i: usize) -> std::result::Result<Tensor, SampleError> {
+    let files = ctx.files(i)?;
+    let paths = files.images()?;
+    let imgs = crate::data::images::read_images(&paths, ctx.key(i))?;
+    let norm = ImageNorm::default();
+    let views: Vec<Tensor> = imgs.iter().map(|im| dinov3_pixels(&im.data, im.h, im.w, size, size, &norm)).collect();
+    Ok(Tensor::stack(&views, 0))
+}
+
+/// Per sample: `image/pooled` [L+1, V, 2, D] for every hidden state, and the tokens of `layers`.
+pub fn compute_images(model: &Dinov3, layers: &[usize], batch: Vec<Tensor>, device: Device, kind: Kind) -> Result<Vec<SampleOutput>> {
+    let v = batch[0].size()[0];
+    let b = batch.len() as i64;
+    let x = Tensor::cat(&batch, 0).to_device(device).to_kind(kind);
+    let hidden = tch::no_grad(|| model.forward_hidden(&x));
+    let mut pooled = Vec::with_capacity(hidden.len());
+    for h in &hidden {
+        let h = h.to_kind(Kind::Float); // pooling in f32
+        let mean = h.mean_dim(1, false, Kind::Float);
+        let (max, _) = h.max_dim(1, false);
+        pooled.push(Tensor::stack(&[mean, max], 1)); // [B*V, 2, D]
+    }
+    let d = hidden[0].size()[2];
+    let pooled = Tensor::stack(&pooled, 0).view([hidden.len() as i64, b, v, 2, d]).permute([1, 0, 2, 3, 4]);
+    let mut out = Vec::with_capacity(batch.len());
+    for s in 0..b {
+        let mut o = vec![(IMAGE_POOLED.to_string(), to_vec(&pooled.get(s))?)];
+        for &l in layers {
+            let h = hidden.get(l).ok_or_else(|| {
+                Error::Msg(format!("DINOv3 has {} hidden states; layer {l} requested", hidden.len()))
+            })?;
+            let n = h.size()[1];
+            let t = h.to_kind(Kind::Float).view([b, v, n, d]).get(s);
+            o.push((image_tokens_name(l), to_vec(&t)?));
+        }
+        out.push(o);
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------- sensors
+
+/// `sensor/raw`: the 6 channels linearly interpolated to `steps`, [steps, 6].
+pub fn prepare_sensor(ctx: &SampleCtx, steps: usize, i: usize) -> std::result::Result<Vec<f32>, SampleError> {
+    let files = ctx.files(i)?;
+    let path = files.sensors()?;
+    let table = crate::data::sensors::read_sensor_csv(&path, ctx.key(i))?;
+    Ok(crate::data::sensors::resample_linear(&table, steps))
+}

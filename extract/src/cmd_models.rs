@@ -114,7 +114,10 @@ pub fn forward(a: &ForwardArgs) -> Result<()> {
         .into_iter()
         .map(|(k, t)| (k, to_f32_cpu(&t)))
         .collect();
-    let n_hidden = out.iter().filter(|(k, _)| k.starts_with("hidden_states.")).count();
+    let n_hidden = out
+        .iter()
+        .filter(|(k, _)| k.starts_with("hidden_states."))
+        .count();
     backbones::write_safetensors(&a.output, &out)
         .with_context(|| format!("writing {}", a.output.display()))?;
     if a.bench > 0 {

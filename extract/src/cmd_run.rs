@@ -4,7 +4,9 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 use std::sync::Mutex;
-use weld_cache::pipeline::{run_extract, ExtractConfig, Progress, RunOptions, Shard, StageKind, StageSummary};
+use weld_cache::pipeline::{
+    run_extract, ExtractConfig, Progress, RunOptions, Shard, StageKind, StageSummary,
+};
 use weld_cache::store::StoreDtype;
 
 #[derive(Args)]
@@ -110,9 +112,11 @@ impl Progress for Bars {
     fn start(&self, stage: &str, total: u64) {
         let pb = ProgressBar::new(total);
         pb.set_style(
-            ProgressStyle::with_template("{prefix:>7} [{bar:30}] {pos}/{len} {per_sec} eta {eta} {msg}")
-                .unwrap()
-                .progress_chars("=> "),
+            ProgressStyle::with_template(
+                "{prefix:>7} [{bar:30}] {pos}/{len} {per_sec} eta {eta} {msg}",
+            )
+            .unwrap()
+            .progress_chars("=> "),
         );
         pb.set_prefix(stage.to_string());
         *self.bar.lock().unwrap() = Some(pb);
@@ -152,8 +156,14 @@ pub fn run(args: RunArgs) -> Result<()> {
         args.shard.index,
         args.shard.count
     );
-    let bars = Bars { bar: Mutex::new(None), warnings: Mutex::new(0) };
-    let opts = RunOptions { shard: args.shard, strict: args.strict };
+    let bars = Bars {
+        bar: Mutex::new(None),
+        warnings: Mutex::new(0),
+    };
+    let opts = RunOptions {
+        shard: args.shard,
+        strict: args.strict,
+    };
     let report = run_extract(&cfg, &opts, &bars)
         .with_context(|| format!("extracting into {}", cfg.store.path.display()))?;
     let n = report.faults.len();

@@ -3,8 +3,9 @@
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
-mod cmd_models;
 mod cmd_data;
+mod cmd_models;
+mod cmd_run;
 
 #[derive(Parser)]
 #[command(
@@ -21,6 +22,10 @@ struct Cli {
 enum Cmd {
     /// Print the libtorch build and whether CUDA is usable.
     Doctor,
+    /// Fill (or resume) a feature store: decode, run the frozen backbones, write features.
+    Run(cmd_run::RunArgs),
+    /// Check a store: shapes, completeness, finiteness, provenance. Exit 0 only when sound.
+    Verify(cmd_run::VerifyArgs),
     /// Show a model folder: type, config, parameter count, dtype, weight files + sha256.
     Inspect(cmd_models::InspectArgs),
     /// Run a backbone on a safetensors input and write every hidden state (f32).
@@ -37,6 +42,8 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Doctor => print!("{}", weld_cache::device::doctor_report()),
+        Cmd::Run(a) => cmd_run::run(a)?,
+        Cmd::Verify(a) => cmd_run::verify(a)?,
         Cmd::Inspect(a) => cmd_models::inspect(&a)?,
         Cmd::Forward(a) => cmd_models::forward(&a)?,
         Cmd::InitModels(a) => cmd_models::init_models(&a)?,

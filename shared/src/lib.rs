@@ -17,6 +17,8 @@ pub mod error;
 pub mod heads;
 pub mod metrics;
 #[cfg(feature = "extract")]
+pub mod pipeline;
+#[cfg(feature = "extract")]
 pub mod preprocess;
 pub mod store;
 pub mod train;

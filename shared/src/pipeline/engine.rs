@@ -113,11 +113,17 @@ impl StageRun<'_> {
         FC: FnMut(Vec<(usize, P)>) -> Result<Vec<SampleOutput>>,
     {
         let t0 = Instant::now();
-        let mut summary = StageSummary { stage: self.name.to_string(), ..Default::default() };
+        let mut summary = StageSummary {
+            stage: self.name.to_string(),
+            ..Default::default()
+        };
         let all: Vec<usize> = self.groups.iter().flatten().copied().collect();
         summary.already_done = all.iter().filter(|&&i| self.sample_done(i)).count();
-        let pending: Vec<&Vec<usize>> =
-            self.groups.iter().filter(|g| g.iter().any(|&i| !self.sample_done(i))).collect();
+        let pending: Vec<&Vec<usize>> = self
+            .groups
+            .iter()
+            .filter(|g| g.iter().any(|&i| !self.sample_done(i)))
+            .collect();
         let todo = all.len() - summary.already_done;
         progress.start(self.name, todo as u64);
         if pending.is_empty() {
@@ -208,7 +214,9 @@ impl StageRun<'_> {
                                 let dt = arrays.iter().find(|(n, _)| n == a).map(|x| x.1);
                                 match dt {
                                     None => Some(format!("internal: unknown array {a}")),
-                                    Some(dt) => check_values(d, dt).err().map(|m| format!("{a}: {m}")),
+                                    Some(dt) => {
+                                        check_values(d, dt).err().map(|m| format!("{a}: {m}"))
+                                    }
                                 }
                             });
                             if let Some(msg) = bad {
@@ -219,7 +227,8 @@ impl StageRun<'_> {
                                     file: String::new(),
                                     error: msg.clone(),
                                 };
-                                progress.warn(&format!("fault: {} {}: {msg}", f.sample, f.modality));
+                                progress
+                                    .warn(&format!("fault: {} {}: {msg}", f.sample, f.modality));
                                 faults.push(f);
                                 if self.strict {
                                     return Err(Error::Msg(format!(
@@ -241,8 +250,12 @@ impl StageRun<'_> {
             let consumed = consume();
             drop(group_rx);
             drop(write_tx);
-            let written = writer.join().map_err(|_| Error::Msg("writer thread panicked".into()))?;
-            producer.join().map_err(|_| Error::Msg("decode thread panicked".into()))?;
+            let written = writer
+                .join()
+                .map_err(|_| Error::Msg("writer thread panicked".into()))?;
+            producer
+                .join()
+                .map_err(|_| Error::Msg("decode thread panicked".into()))?;
             consumed?;
             summary.written = written?;
             Ok(())
@@ -264,7 +277,11 @@ pub fn batch_groups(
 ) -> Vec<Vec<usize>> {
     (0..n.div_ceil(batch_size))
         .filter(|&g| shard.takes(g))
-        .map(|g| (g * batch_size..((g + 1) * batch_size).min(n)).filter(|&i| keep(i)).collect())
+        .map(|g| {
+            (g * batch_size..((g + 1) * batch_size).min(n))
+                .filter(|&i| keep(i))
+                .collect()
+        })
         .filter(|g: &Vec<usize>| !g.is_empty())
         .collect()
 }

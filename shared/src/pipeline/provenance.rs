@@ -1,4 +1,4 @@
-//! Per-stage provenance side files (`_provenance/<stage>.json`): the backbone's config, the
+//! Per-stage provenance side files (`provenance/<stage>.json`): the backbone's config, the
 //! SHA-256 of its weight files, the preprocessing parameters and the compute dtype. Written by the
 //! first process that runs a stage; every later run (resume, another shard, an added layer) must
 //! present the same values, so a store never mixes features of two checkpoints or settings.
@@ -16,7 +16,10 @@ pub fn model_provenance(dir: &Path) -> Result<Value> {
         .map_err(|e| Error::Msg(format!("{}: invalid JSON: {e}", cfg_path.display())))?;
     let mut weights = Vec::new();
     for f in weight_files(dir)? {
-        let name = f.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        let name = f
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
         weights.push(json!({ "file": name, "sha256": sha256_file(&f)? }));
     }
     Ok(json!({
@@ -44,8 +47,13 @@ fn strip_volatile(v: &Value) -> Value {
 }
 
 /// Records `value` as the provenance of `stage`, or checks it against the recorded one.
-pub fn record_or_check(store: &FeatureStore, store_path: &Path, stage: &str, value: &Value) -> Result<()> {
-    let name = format!("_provenance/{stage}.json");
+pub fn record_or_check(
+    store: &FeatureStore,
+    store_path: &Path,
+    stage: &str,
+    value: &Value,
+) -> Result<()> {
+    let name = format!("provenance/{stage}.json");
     let path = store_path.join(&name);
     if path.is_file() {
         let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;

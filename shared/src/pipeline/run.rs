@@ -39,7 +39,9 @@ pub fn parse_kind(s: &str) -> Result<Kind> {
         "f32" | "float32" => Ok(Kind::Float),
         "bf16" | "bfloat16" => Ok(Kind::BFloat16),
         "f16" | "float16" => Ok(Kind::Half),
-        _ => Err(Error::Msg(format!("unknown dtype `{s}` (expected f32, bf16 or f16)"))),
+        _ => Err(Error::Msg(format!(
+            "unknown dtype `{s}` (expected f32, bf16 or f16)"
+        ))),
     }
 }
 
@@ -62,7 +64,11 @@ fn store_attrs(manifest: &Manifest) -> serde_json::Map<String, Value> {
 }
 
 /// Runs every configured stage over this shard's samples and writes the shard's report.
-pub fn run_extract(cfg: &ExtractConfig, opts: &RunOptions, progress: &dyn Progress) -> Result<ExtractReport> {
+pub fn run_extract(
+    cfg: &ExtractConfig,
+    opts: &RunOptions,
+    progress: &dyn Progress,
+) -> Result<ExtractReport> {
     cfg.validate()?;
     let t0 = Instant::now();
     let manifest = Manifest::read(&cfg.data.manifest)?;
@@ -71,7 +77,10 @@ pub fn run_extract(cfg: &ExtractConfig, opts: &RunOptions, progress: &dyn Progre
     let device = parse_device(&cfg.run.device)?;
     let kind = parse_kind(&cfg.run.dtype)?;
     let keys: Vec<String> = manifest.samples.iter().map(|r| r.key.clone()).collect();
-    let ctx = SampleCtx { root: &cfg.data.root, records: &manifest.samples };
+    let ctx = SampleCtx {
+        root: &cfg.data.root,
+        records: &manifest.samples,
+    };
     let groups = batch_groups(n, cfg.run.batch_size, opts.shard, |_| true);
     let sdt = cfg.store.dtype;
     let tool = env!("CARGO_PKG_VERSION");
@@ -88,12 +97,17 @@ pub fn run_extract(cfg: &ExtractConfig, opts: &RunOptions, progress: &dyn Progre
         queue: cfg.run.queue,
         strict: opts.strict,
     };
-    let ensure = |arrays: &[(String, Vec<usize>, StoreDtype)]| -> Result<Vec<(String, StoreDtype)>> {
-        for (name, shape, dtype) in arrays {
-            store.ensure_array(&ArraySpec { name: name.clone(), sample_shape: shape.clone(), dtype: *dtype })?;
-        }
-        Ok(arrays.iter().map(|(n, _, d)| (n.clone(), *d)).collect())
-    };
+    let ensure =
+        |arrays: &[(String, Vec<usize>, StoreDtype)]| -> Result<Vec<(String, StoreDtype)>> {
+            for (name, shape, dtype) in arrays {
+                store.ensure_array(&ArraySpec {
+                    name: name.clone(),
+                    sample_shape: shape.clone(),
+                    dtype: *dtype,
+                })?;
+            }
+            Ok(arrays.iter().map(|(n, _, d)| (n.clone(), *d)).collect())
+        };
 
     for stage in StageKind::ALL {
         if !cfg.run.only.contains(&stage) {
@@ -103,10 +117,19 @@ pub fn run_extract(cfg: &ExtractConfig, opts: &RunOptions, progress: &dyn Progre
             StageKind::Sensor => {
                 let prov = json!({ "steps": cfg.sensor.steps, "channels": crate::data::sensors::SENSOR_CHANNELS, "tool_version": tool });
                 record_or_check(&store, &cfg.store.path, "sensor", &prov)?;
-                let arrays = ensure(&[(SENSOR_RAW.into(), vec![cfg.sensor.steps, 6], StoreDtype::F32)])?;
+                let arrays = ensure(&[(
+                    SENSOR_RAW.into(),
+                    vec![cfg.sensor.steps, 6],
+                    StoreDtype::F32,
+                )])?;
                 stage_run("sensor", arrays).run(
                     |i| prepare_sensor(&ctx, cfg.sensor.steps, i),
-                    |batch| Ok(batch.into_iter().map(|(_, v)| vec![(SENSOR_RAW.to_string(), v)]).collect()),
+                    |batch| {
+                        Ok(batch
+                            .into_iter()
+                            .map(|(_, v)| vec![(SENSOR_RAW.to_string(), v)])
+                            .collect())
+                    },
                     progress,
                     &mut faults,
                 )?
@@ -138,7 +161,15 @@ pub fn run_extract(cfg: &ExtractConfig, opts: &RunOptions, progress: &dyn Progre
                 let arrays = ensure(&specs)?;
                 stage_run("image", arrays).run(
                     |i| prepare_images(&ctx, cfg.image.size, i),
-                    |batch| compute_images(&model, &cfg.image.layers, batch.into_iter().map(|x| x.1).collect(), device, kind),
+                    |batch| {
+                        compute_images(
+                            &model,
+                            &cfg.image.layers,
+                            batch.into_iter().map(|x| x.1).collect(),
+                            device,
+                            kind,
+                        )
+                    },
                     progress,
                     &mut faults,
                 )?
@@ -146,7 +177,10 @@ pub fn run_extract(cfg: &ExtractConfig, opts: &RunOptions, progress: &dyn Progre
             StageKind::Audio => {
                 let model = Ast::load(&cfg.models.ast, device, kind)?;
                 let c = model.config().clone();
-                let fb = Fbank::new(FbankConfig { num_mel_bins: c.num_mel_bins as usize, ..FbankConfig::default() });
+                let fb = Fbank::new(FbankConfig {
+                    num_mel_bins: c.num_mel_bins as usize,
+                    ..FbankConfig::default()
+                })?;
                 let mut prov = model_provenance(&cfg.models.ast)?;
                 prov["preprocess"] = json!({ "windows": cfg.audio.windows, "sample_rate": 16000, "max_length": c.max_length, "num_mel_bins": c.num_mel_bins, "window_type": "hanning", "mean": -4.267_739_3, "std": 4.568_997_4 });
                 prov["compute_dtype"] = json!(cfg.run.dtype);
@@ -156,12 +190,23 @@ pub fn run_extract(cfg: &ExtractConfig, opts: &RunOptions, progress: &dyn Progre
                 let ntok = (2 + f_out * t_out) as usize;
                 let w = cfg.audio.windows;
                 let arrays = ensure(&[
-                    (AUDIO_TOKENS.into(), vec![w, ntok, c.hidden_size as usize], sdt),
+                    (
+                        AUDIO_TOKENS.into(),
+                        vec![w, ntok, c.hidden_size as usize],
+                        sdt,
+                    ),
                     (AUDIO_STARTS.into(), vec![w], StoreDtype::F32),
                 ])?;
                 stage_run("audio", arrays).run(
                     |i| prepare_audio(&ctx, &fb, c.max_length as usize, w, i),
-                    |batch| compute_audio(&model, batch.into_iter().map(|x| x.1).collect(), device, kind),
+                    |batch| {
+                        compute_audio(
+                            &model,
+                            batch.into_iter().map(|x| x.1).collect(),
+                            device,
+                            kind,
+                        )
+                    },
                     progress,
                     &mut faults,
                 )?
@@ -176,7 +221,15 @@ pub fn run_extract(cfg: &ExtractConfig, opts: &RunOptions, progress: &dyn Progre
                 let arrays = ensure(&[(VIDEO_TOKENS.into(), shape, sdt)])?;
                 stage_run("video", arrays).run(
                     |i| prepare_video(&ctx, cfg, i),
-                    |batch| compute_video(&model, cfg, batch.into_iter().map(|x| x.1).collect(), device, kind),
+                    |batch| {
+                        compute_video(
+                            &model,
+                            cfg,
+                            batch.into_iter().map(|x| x.1).collect(),
+                            device,
+                            kind,
+                        )
+                    },
                     progress,
                     &mut faults,
                 )?
@@ -198,14 +251,23 @@ pub fn run_extract(cfg: &ExtractConfig, opts: &RunOptions, progress: &dyn Progre
 }
 
 /// The CLIP text embedding of the prompt, once per store (`text_embed.json`).
-fn run_text(cfg: &ExtractConfig, store: &FeatureStore, device: tch::Device, kind: Kind, progress: &dyn Progress) -> Result<StageSummary> {
+fn run_text(
+    cfg: &ExtractConfig,
+    store: &FeatureStore,
+    device: tch::Device,
+    kind: Kind,
+    progress: &dyn Progress,
+) -> Result<StageSummary> {
     let t0 = Instant::now();
     progress.start("text", 1);
     let mut prov = model_provenance(&cfg.models.clip)?;
     prov["prompt"] = json!(cfg.text.prompt);
     prov["compute_dtype"] = json!(cfg.run.dtype);
     record_or_check(store, &cfg.store.path, "text", &prov)?;
-    let mut summary = StageSummary { stage: "text".into(), ..Default::default() };
+    let mut summary = StageSummary {
+        stage: "text".into(),
+        ..Default::default()
+    };
     if cfg.store.path.join(TEXT_FILE).is_file() {
         summary.already_done = 1;
     } else {
@@ -214,7 +276,10 @@ fn run_text(cfg: &ExtractConfig, store: &FeatureStore, device: tch::Device, kind
         if let Err(m) = super::engine::check_values(&emb, StoreDtype::F32) {
             return Err(Error::Msg(format!("CLIP text embedding: {m}")));
         }
-        store.write_json(TEXT_FILE, &json!({ "prompt": cfg.text.prompt, "dim": emb.len(), "embedding": emb }))?;
+        store.write_json(
+            TEXT_FILE,
+            &json!({ "prompt": cfg.text.prompt, "dim": emb.len(), "embedding": emb }),
+        )?;
         summary.written = 1;
         progress.inc(1);
     }

@@ -15,8 +15,8 @@ use super::config::ExtractConfig;
 use super::engine::SampleOutput;
 use crate::backbones::{ast::Ast, dinov3::Dinov3, vjepa2::VJepa2};
 use crate::data::sample::SampleFiles;
-use crate::data::{manifest::SampleRecord, SampleError};
-use crate::preprocess::fbank::{ast_input_values, Fbank, FbankConfig};
+use crate::data::{manifest::SampleRecord, Modality, SampleError};
+use crate::preprocess::fbank::{ast_input_values, Fbank, FbankConfig, AST_MEAN, AST_STD};
 use crate::preprocess::image::{dinov3_pixels, ImageNorm};
 use crate::preprocess::video::vjepa2_pixels;
 use crate::{Error, Result};
@@ -50,23 +50,45 @@ impl SampleCtx<'_> {
     }
 }
 
+/// A preprocessing error of one sample's modality, as a per-sample fault.
+fn fault(ctx: &SampleCtx, i: usize, modality: Modality, file: &Path, e: Error) -> SampleError {
+    SampleError::new(ctx.key(i), modality, file, e.to_string())
+}
+
 /// Copies a CPU f32 tensor into a Vec.
 pub fn to_vec(t: &Tensor) -> Result<Vec<f32>> {
-    let t = t.to_device(Device::Cpu).to_kind(Kind::Float).contiguous().view(-1);
+    let t = t
+        .to_device(Device::Cpu)
+        .to_kind(Kind::Float)
+        .contiguous()
+        .view(-1);
     Ok(Vec::<f32>::try_from(&t)?)
 }
 
 // ---------------------------------------------------------------- video (V-JEPA 2)
 
 /// Frames for V-JEPA 2: [T, 3, crop, crop] f32, from the `.avi` (or the seed's `images/` quirk).
-pub fn prepare_video(ctx: &SampleCtx, cfg: &ExtractConfig, i: usize) -> std::result::Result<Tensor, SampleError> {
+pub fn prepare_video(
+    ctx: &SampleCtx,
+    cfg: &ExtractConfig,
+    i: usize,
+) -> std::result::Result<Tensor, SampleError> {
     let files = ctx.files(i)?;
     let norm = ImageNorm::default();
     match cfg.video.source {
         super::config::VideoSource::Video => {
             let path = files.video()?;
             let f = crate::data::video::read_video_frames(&path, cfg.video.frames, ctx.key(i))?;
-            Ok(vjepa2_pixels(&f.data, f.t, f.h, f.w, cfg.video.short_side, cfg.video.crop, &norm))
+            vjepa2_pixels(
+                &f.data,
+                f.t,
+                f.h,
+                f.w,
+                cfg.video.short_side,
+                cfg.video.crop,
+                &norm,
+            )
+            .map_err(|e| fault(ctx, i, Modality::Video, &path, e))
         }
         super::config::VideoSource::Images => {
             let paths = files.images()?;
@@ -74,8 +96,20 @@ pub fn prepare_video(ctx: &SampleCtx, cfg: &ExtractConfig, i: usize) -> std::res
             // The seed's reader: the five stills repeated in order to fill the frame count.
             let mut views = Vec::with_capacity(cfg.video.frames);
             for k in 0..cfg.video.frames {
-                let im = &imgs[k * imgs.len() / cfg.video.frames];
-                views.push(vjepa2_pixels(&im.data, 1, im.h, im.w, cfg.video.short_side, cfg.video.crop, &norm));
+                let j = k * imgs.len() / cfg.video.frames;
+                let im = &imgs[j];
+                views.push(
+                    vjepa2_pixels(
+                        &im.data,
+                        1,
+                        im.h,
+                        im.w,
+                        cfg.video.short_side,
+                        cfg.video.crop,
+                        &norm,
+                    )
+                    .map_err(|e| fault(ctx, i, Modality::Images, &paths[j], e))?,
+                );
             }
             Ok(Tensor::cat(&views, 0))
         }
@@ -92,16 +126,25 @@ pub fn video_token_shape(model: &VJepa2, cfg: &ExtractConfig) -> Result<Vec<usiz
             cfg.video.pool
         )));
     }
-    let t = if cfg.video.frames < 2 { 1 } else { cfg.video.frames / c.tubelet_size as usize };
+    let t = if cfg.video.frames < 2 {
+        1
+    } else {
+        cfg.video.frames / c.tubelet_size as usize
+    };
     let g = grid / cfg.video.pool;
     Ok(vec![t * g * g, c.hidden_size as usize])
 }
 
 /// [B, T, 3, C, C] -> per-sample `video/tokens`.
-pub fn compute_video(model: &VJepa2, cfg: &ExtractConfig, batch: Vec<Tensor>, device: Device, kind: Kind) -> Result<Vec<SampleOutput>> {
+pub fn compute_video(
+    model: &VJepa2,
+    cfg: &ExtractConfig,
+    batch: Vec<Tensor>,
+    device: Device,
+    kind: Kind,
+) -> Result<Vec<SampleOutput>> {
     let x = Tensor::stack(&batch, 0).to_device(device).to_kind(kind);
-    let h = tch::no_grad(|| model.forward_last(&x)); // [B, N, D]
-    let h = h.to_kind(Kind::Float);
+    let h = tch::no_grad(|| model.forward_last(&x))?.to_kind(Kind::Float); // [B, N, D]
     let h = if cfg.video.pool > 1 {
         let (b, n, d) = h.size3()?;
         let grid = (cfg.video.crop / model.config().patch_size as usize) as i64;
@@ -114,7 +157,9 @@ pub fn compute_video(model: &VJepa2, cfg: &ExtractConfig, batch: Vec<Tensor>, de
     } else {
         h
     };
-    (0..h.size()[0]).map(|b| Ok(vec![(VIDEO_TOKENS.to_string(), to_vec(&h.get(b))?)])).collect()
+    (0..h.size()[0])
+        .map(|b| Ok(vec![(VIDEO_TOKENS.to_string(), to_vec(&h.get(b))?)]))
+        .collect()
 }
 
 // ---------------------------------------------------------------- audio (AST)
@@ -126,7 +171,16 @@ pub fn window_starts(len: usize, win: usize, windows: usize) -> Vec<usize> {
         return vec![0; windows];
     }
     let span = (len - win) as f64;
-    (0..windows).map(|k| (span * k as f64 / (windows - 1) as f64).round() as usize).collect()
+    (0..windows)
+        .map(|k| (span * k as f64 / (windows - 1) as f64).round() as usize)
+        .collect()
+}
+
+/// Samples one AST window covers: `max_length` fbank frames.
+pub fn audio_window_samples(cfg: &FbankConfig, max_length: usize) -> usize {
+    let shift = (cfg.sample_rate * cfg.frame_shift_ms / 1000.0).round() as usize;
+    let flen = (cfg.sample_rate * cfg.frame_length_ms / 1000.0).round() as usize;
+    (max_length - 1) * shift + flen
 }
 
 pub struct AudioPrep {
@@ -144,27 +198,43 @@ pub fn prepare_audio(
     let files = ctx.files(i)?;
     let path = files.audio()?;
     let wave = crate::data::audio::read_audio_16k(&path, ctx.key(i))?;
-    let cfg = FbankConfig::default();
-    let shift = (cfg.sample_rate as f64 * cfg.frame_shift_ms as f64 / 1000.0) as usize;
-    let flen = (cfg.sample_rate as f64 * cfg.frame_length_ms as f64 / 1000.0) as usize;
-    let win = (max_length - 1) * shift + flen;
+    let cfg = fbank.config();
+    let win = audio_window_samples(cfg, max_length);
     let starts = window_starts(wave.len(), win, windows);
-    let mut vals = Vec::with_capacity(windows * max_length * fbank.num_mel_bins());
+    let bins = cfg.num_mel_bins;
+    let mut vals = Vec::with_capacity(windows * max_length * bins);
     for &s in &starts {
         let end = (s + win).min(wave.len());
-        vals.extend(ast_input_values(fbank, &wave[s..end], max_length, -4.267_739_3, 4.568_997_4));
+        let v = ast_input_values(fbank, &wave[s..end], max_length, AST_MEAN, AST_STD)
+            .map_err(|e| fault(ctx, i, Modality::Audio, &path, e))?;
+        vals.extend(v);
     }
-    let bins = fbank.num_mel_bins() as i64;
     Ok(AudioPrep {
-        input_values: Tensor::from_slice(&vals).view([windows as i64, max_length as i64, bins]),
-        starts_s: starts.iter().map(|&s| s as f32 / cfg.sample_rate as f32).collect(),
+        input_values: Tensor::from_slice(&vals).view([
+            windows as i64,
+            max_length as i64,
+            bins as i64,
+        ]),
+        starts_s: starts.iter().map(|&s| s as f32 / cfg.sample_rate).collect(),
     })
 }
 
-pub fn compute_audio(model: &Ast, batch: Vec<AudioPrep>, device: Device, kind: Kind) -> Result<Vec<SampleOutput>> {
+pub fn compute_audio(
+    model: &Ast,
+    batch: Vec<AudioPrep>,
+    device: Device,
+    kind: Kind,
+) -> Result<Vec<SampleOutput>> {
     let w = batch[0].input_values.size()[0];
-    let x = Tensor::cat(&batch.iter().map(|p| p.input_values.shallow_clone()).collect::<Vec<_>>(), 0);
-    let h = tch::no_grad(|| model.forward_last(&x.to_device(device).to_kind(kind))).to_kind(Kind::Float);
+    let x = Tensor::cat(
+        &batch
+            .iter()
+            .map(|p| p.input_values.shallow_clone())
+            .collect::<Vec<_>>(),
+        0,
+    );
+    let h = tch::no_grad(|| model.forward_last(&x.to_device(device).to_kind(kind)))?
+        .to_kind(Kind::Float);
     let (_, n, d) = h.size3()?;
     let h = h.view([-1, w, n, d]);
     batch
@@ -182,21 +252,37 @@ pub fn compute_audio(model: &Ast, batch: Vec<AudioPrep>, device: Device, kind: K
 // ---------------------------------------------------------------- images (DINOv3)
 
 /// The five views: [5, 3, size, size] f32.
-pub fn prepare_images(ctx: &SampleCtx, size: usize, i: usize) -> std::result::Result<Tensor, SampleError> {
+pub fn prepare_images(
+    ctx: &SampleCtx,
+    size: usize,
+    i: usize,
+) -> std::result::Result<Tensor, SampleError> {
     let files = ctx.files(i)?;
     let paths = files.images()?;
     let imgs = crate::data::images::read_images(&paths, ctx.key(i))?;
     let norm = ImageNorm::default();
-    let views: Vec<Tensor> = imgs.iter().map(|im| dinov3_pixels(&im.data, im.h, im.w, size, size, &norm)).collect();
+    let mut views = Vec::with_capacity(imgs.len());
+    for (im, p) in imgs.iter().zip(&paths) {
+        views.push(
+            dinov3_pixels(&im.data, im.h, im.w, size, size, &norm)
+                .map_err(|e| fault(ctx, i, Modality::Images, p, e))?,
+        );
+    }
     Ok(Tensor::stack(&views, 0))
 }
 
 /// Per sample: `image/pooled` [L+1, V, 2, D] for every hidden state, and the tokens of `layers`.
-pub fn compute_images(model: &Dinov3, layers: &[usize], batch: Vec<Tensor>, device: Device, kind: Kind) -> Result<Vec<SampleOutput>> {
+pub fn compute_images(
+    model: &Dinov3,
+    layers: &[usize],
+    batch: Vec<Tensor>,
+    device: Device,
+    kind: Kind,
+) -> Result<Vec<SampleOutput>> {
     let v = batch[0].size()[0];
     let b = batch.len() as i64;
     let x = Tensor::cat(&batch, 0).to_device(device).to_kind(kind);
-    let hidden = tch::no_grad(|| model.forward_hidden(&x));
+    let hidden = tch::no_grad(|| model.forward_hidden(&x))?;
     let mut pooled = Vec::with_capacity(hidden.len());
     for h in &hidden {
         let h = h.to_kind(Kind::Float); // pooling in f32
@@ -205,13 +291,18 @@ pub fn compute_images(model: &Dinov3, layers: &[usize], batch: Vec<Tensor>, devi
         pooled.push(Tensor::stack(&[mean, max], 1)); // [B*V, 2, D]
     }
     let d = hidden[0].size()[2];
-    let pooled = Tensor::stack(&pooled, 0).view([hidden.len() as i64, b, v, 2, d]).permute([1, 0, 2, 3, 4]);
+    let pooled = Tensor::stack(&pooled, 0)
+        .view([hidden.len() as i64, b, v, 2, d])
+        .permute([1, 0, 2, 3, 4]);
     let mut out = Vec::with_capacity(batch.len());
     for s in 0..b {
         let mut o = vec![(IMAGE_POOLED.to_string(), to_vec(&pooled.get(s))?)];
         for &l in layers {
             let h = hidden.get(l).ok_or_else(|| {
-                Error::Msg(format!("DINOv3 has {} hidden states; layer {l} requested", hidden.len()))
+                Error::Msg(format!(
+                    "DINOv3 has {} hidden states; layer {l} requested",
+                    hidden.len()
+                ))
             })?;
             let n = h.size()[1];
             let t = h.to_kind(Kind::Float).view([b, v, n, d]).get(s);
@@ -225,7 +316,11 @@ pub fn compute_images(model: &Dinov3, layers: &[usize], batch: Vec<Tensor>, devi
 // ---------------------------------------------------------------- sensors
 
 /// `sensor/raw`: the 6 channels linearly interpolated to `steps`, [steps, 6].
-pub fn prepare_sensor(ctx: &SampleCtx, steps: usize, i: usize) -> std::result::Result<Vec<f32>, SampleError> {
+pub fn prepare_sensor(
+    ctx: &SampleCtx,
+    steps: usize,
+    i: usize,
+) -> std::result::Result<Vec<f32>, SampleError> {
     let files = ctx.files(i)?;
     let path = files.sensors()?;
     let table = crate::data::sensors::read_sensor_csv(&path, ctx.key(i))?;

@@ -16,6 +16,8 @@ use std::time::Instant;
 /// One fault: a sample whose modality could not be extracted. Serialised in the report.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Fault {
+    /// The stage that met the fault (video, audio, image, sensor).
+    pub stage: String,
     pub sample: String,
     pub modality: String,
     pub file: String,
@@ -25,6 +27,7 @@ pub struct Fault {
 impl From<&SampleError> for Fault {
     fn from(e: &SampleError) -> Self {
         Fault {
+            stage: String::new(),
             sample: e.sample.clone(),
             modality: e.modality.as_str().to_string(),
             file: e.file.display().to_string(),
@@ -183,7 +186,10 @@ impl StageRun<'_> {
                                 if needed {
                                     newly_needed += 1;
                                     summary.faults += 1;
-                                    let f = Fault::from(&e);
+                                    let f = Fault {
+                                        stage: self.name.to_string(),
+                                        ..Fault::from(&e)
+                                    };
                                     progress.warn(&format!("fault: {e}"));
                                     faults.push(f);
                                     if self.strict {
@@ -222,6 +228,7 @@ impl StageRun<'_> {
                             if let Some(msg) = bad {
                                 summary.faults += 1;
                                 let f = Fault {
+                                    stage: self.name.to_string(),
                                     sample: self.sample_keys[*i].clone(),
                                     modality: self.modality.to_string(),
                                     file: String::new(),

@@ -1,0 +1,427 @@
+//! `extract run` end to end on synthetic data with the tiny random backbones: verify passes,
+//! stored features equal `extract forward` on the same inputs, kill -9 + resume and two
+//! concurrent shards give byte-identical stores, planted faults are reported and skipped.
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use serde_json::Value;
+use tch::Tensor;
+use weld_cache::store::StoreReader;
+
+const BIN: &str = env!("CARGO_BIN_EXE_extract");
+
+fn run(args: &[&str]) -> Output {
+    let out = Command::new(BIN).args(args).output().unwrap();
+    if !out.status.success() {
+        eprintln!(
+            "extract {args:?} failed\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    out
+}
+
+fn config() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../configs/extract_demo.toml")
+        .display()
+        .to_string()
+}
+
+/// One synthetic dataset (24 samples) and one set of tiny models, shared by the tests.
+struct Fixture {
+    _tmp: tempfile::TempDir,
+    data: PathBuf,
+    models: PathBuf,
+}
+
+fn fixture() -> &'static Fixture {
+    static F: OnceLock<Fixture> = OnceLock::new();
+    F.get_or_init(|| {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("synth");
+        let models = tmp.path().join("models");
+        let d = data.to_str().unwrap();
+        let s = [
+            "synth",
+            "--out",
+            d,
+            "--samples",
+            "24",
+            "--seed",
+            "3",
+            "--seconds",
+            "3",
+        ];
+        assert!(run(&s).status.success());
+        let m = models.to_str().unwrap();
+        assert!(run(&["init-models", "--out", m, "--size", "tiny"])
+            .status
+            .success());
+        Fixture {
+            _tmp: tmp,
+            data,
+            models,
+        }
+    })
+}
+
+/// `extract run` arguments for `data` -> `store`, plus `extra`.
+fn run_args(data: &Path, store: &Path, extra: &[&str]) -> Vec<String> {
+    let f = fixture();
+    let mut a: Vec<String> = vec!["run".into(), "--config".into(), config()];
+    let m = |n: &str| f.models.join(n).display().to_string();
+    for (flag, v) in [
+        ("--data-root", data.display().to_string()),
+        (
+            "--manifest",
+            data.join("manifest.csv").display().to_string(),
+        ),
+        ("--out", store.display().to_string()),
+        ("--vjepa", m("vjepa2")),
+        ("--ast", m("ast")),
+        ("--dinov3", m("dinov3")),
+        ("--clip", m("clip")),
+        ("--batch-size", "3".into()),
+    ] {
+        a.push(flag.into());
+        a.push(v);
+    }
+    a.extend(extra.iter().map(|s| s.to_string()));
+    a
+}
+
+fn extract(data: &Path, store: &Path, extra: &[&str]) -> Output {
+    let args = run_args(data, store, extra);
+    run(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+/// Every file of a store (relative path -> bytes), except the run's report (it holds timings).
+fn snapshot(store: &Path) -> BTreeMap<String, Vec<u8>> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(root, &p, out);
+            } else {
+                let rel = p.strip_prefix(root).unwrap().display().to_string();
+                if !rel.starts_with("extract_report") {
+                    out.insert(rel, std::fs::read(&p).unwrap());
+                }
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(store, store, &mut out);
+    out
+}
+
+fn assert_same_store(a: &Path, b: &Path) {
+    let (sa, sb) = (snapshot(a), snapshot(b));
+    let ka: BTreeSet<&String> = sa.keys().collect();
+    let kb: BTreeSet<&String> = sb.keys().collect();
+    assert_eq!(ka, kb, "file sets differ");
+    for (k, v) in &sa {
+        assert!(
+            v == &sb[k],
+            "{k} differs between {} and {}",
+            a.display(),
+            b.display()
+        );
+    }
+    assert!(
+        sa.keys().any(|k| k.starts_with("video/tokens/c/")),
+        "no video chunks in the snapshot"
+    );
+}
+
+/// A reference store of the fixture, extracted once without interruption.
+fn reference_store() -> &'static Path {
+    static S: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    &S.get_or_init(|| {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = tmp.path().join("ref.zarr");
+        assert!(extract(&fixture().data, &store, &[]).status.success());
+        (tmp, store)
+    })
+    .1
+}
+
+#[test]
+fn run_then_verify_and_resume_is_a_no_op() {
+    let store = reference_store();
+    let v = run(&["verify", "--store", store.to_str().unwrap()]);
+    assert!(v.status.success(), "verify failed on a fresh store");
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(store.join("extract_report.json")).unwrap()).unwrap();
+    assert_eq!(report["faults"].as_array().unwrap().len(), 0);
+    // A rerun finds everything done and changes nothing.
+    let tmp = tempfile::tempdir().unwrap();
+    let copy = tmp.path().join("copy.zarr");
+    Command::new("cp")
+        .args(["-a", store.to_str().unwrap(), copy.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(extract(&fixture().data, &copy, &[]).status.success());
+    let again: Value =
+        serde_json::from_slice(&std::fs::read(copy.join("extract_report.json")).unwrap()).unwrap();
+    for s in again["stages"].as_array().unwrap() {
+        assert_eq!(s["written"], 0, "{s}");
+    }
+    assert_same_store(store, &copy);
+}
+
+fn read(store: &Path, array: &str, i: usize) -> Vec<f32> {
+    let r = StoreReader::open(store).unwrap();
+    let a = r.array(array).unwrap();
+    let mut v = vec![0f32; a.spec().sample_len()];
+    a.read_f32(i, &mut v).unwrap();
+    v
+}
+
+fn forward(model: &str, input_name: &str, input: &Tensor, dir: &Path) -> Vec<(String, Tensor)> {
+    let inp = dir.join(format!("{model}_in.safetensors"));
+    let out = dir.join(format!("{model}_out.safetensors"));
+    Tensor::write_safetensors(&[(input_name, input)], &inp).unwrap();
+    let m = fixture().models.join(model);
+    let o = run(&[
+        "forward",
+        "--model-dir",
+        m.to_str().unwrap(),
+        "--input",
+        inp.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success());
+    Tensor::read_safetensors(&out).unwrap()
+}
+
+fn max_rel_err(ours: &[f32], reference: &Tensor) -> f64 {
+    let r: Vec<f32> = Vec::try_from(reference.flatten(0, -1)).unwrap();
+    assert_eq!(ours.len(), r.len(), "length differs");
+    let scale = r.iter().fold(0f32, |m, x| m.max(x.abs())).max(1e-6);
+    let err = ours
+        .iter()
+        .zip(&r)
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    (err / scale) as f64
+}
+
+#[test]
+fn stored_features_equal_extract_forward() {
+    use weld_cache::data::{manifest::Manifest, sample::SampleFiles};
+    use weld_cache::preprocess::{dinov3_pixels, vjepa2_pixels, ImageNorm};
+    let f = fixture();
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("f32.zarr");
+    assert!(extract(&f.data, &store, &["--store-dtype", "f32"])
+        .status
+        .success());
+    let manifest = Manifest::read(&f.data.join("manifest.csv")).unwrap();
+    let i = 5;
+    let rec = &manifest.samples[i];
+    let files = SampleFiles::locate(&f.data, rec).unwrap();
+    let norm = ImageNorm::default();
+
+    // images -> DINOv3 hidden_states[2] (stored layer) and the pooled mean of hidden_states[4]
+    let imgs = weld_cache::data::images::read_images(&files.images().unwrap(), &rec.key).unwrap();
+    let px: Vec<Tensor> = imgs
+        .iter()
+        .map(|im| dinov3_pixels(&im.data, im.h, im.w, 224, 224, &norm).unwrap())
+        .collect();
+    let out = forward("dinov3", "pixel_values", &Tensor::stack(&px, 0), tmp.path());
+    let get =
+        |o: &[(String, Tensor)], k: &str| o.iter().find(|(n, _)| n == k).unwrap().1.shallow_clone();
+    let e = max_rel_err(
+        &read(&store, "image/tokens_L2", i),
+        &get(&out, "hidden_states.2"),
+    );
+    assert!(e < 1e-5, "image tokens differ from extract forward: {e}");
+    let pooled = read(&store, "image/pooled", i); // [5 layers, 5 views, 2, 64]
+    let mean4 = get(&out, "hidden_states.4").mean_dim(1, false, tch::Kind::Float); // [5, 64]
+    let ours: Vec<f32> = (0..5)
+        .flat_map(|v| pooled[(4 * 5 + v) * 128..(4 * 5 + v) * 128 + 64].to_vec())
+        .collect();
+    let e = max_rel_err(&ours, &mean4);
+    assert!(e < 1e-5, "pooled mean differs: {e}");
+
+    // video -> V-JEPA 2 last_hidden_state
+    let fr =
+        weld_cache::data::video::read_video_frames(&files.video().unwrap(), 8, &rec.key).unwrap();
+    let pv = vjepa2_pixels(&fr.data, fr.t, fr.h, fr.w, 73, 64, &norm)
+        .unwrap()
+        .unsqueeze(0);
+    let out = forward("vjepa2", "pixel_values_videos", &pv, tmp.path());
+    let e = max_rel_err(
+        &read(&store, "video/tokens", i),
+        &get(&out, "last_hidden_state"),
+    );
+    assert!(e < 1e-5, "video tokens differ from extract forward: {e}");
+
+    // text -> CLIP text_embeds of the prompt
+    let clip = weld_cache::backbones::clip::ClipText::load(
+        &f.models.join("clip"),
+        tch::Device::Cpu,
+        tch::Kind::Float,
+    )
+    .unwrap();
+    let ids = Tensor::from_slice(&clip.tokenize("a normal weld").unwrap()).unsqueeze(0);
+    let out = forward("clip", "input_ids", &ids, tmp.path());
+    let te: Value =
+        serde_json::from_slice(&std::fs::read(store.join("text_embed.json")).unwrap()).unwrap();
+    let emb: Vec<f32> = serde_json::from_value(te["embedding"].clone()).unwrap();
+    let e = max_rel_err(&emb, &get(&out, "text_embeds"));
+    assert!(e < 1e-5, "text embedding differs: {e}");
+}
+
+#[test]
+fn kill_9_then_resume_is_byte_identical() {
+    let f = fixture();
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("killed.zarr");
+    let args = run_args(&f.data, &store, &[]);
+    // Deterministic pseudo-random kill times (printed, so a failure can be replayed).
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut interrupted = 0;
+    for trial in 0..6 {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let ms = 150 + (state >> 33) % 1800;
+        let mut child = Command::new(BIN)
+            .args(&args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+        let finished = child.try_wait().unwrap().is_some();
+        child.kill().ok(); // SIGKILL
+        child.wait().unwrap();
+        eprintln!("trial {trial}: killed after {ms} ms (had finished: {finished})");
+        interrupted += usize::from(!finished);
+    }
+    assert!(interrupted >= 5, "only {interrupted} of 6 runs were killed mid-way");
+    assert!(extract(&f.data, &store, &[]).status.success());
+    assert!(run(&["verify", "--store", store.to_str().unwrap()])
+        .status
+        .success());
+    assert_same_store(reference_store(), &store);
+}
+
+#[test]
+fn two_concurrent_shards_equal_one_process() {
+    let f = fixture();
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("sharded.zarr");
+    let spawn = |shard: &str| {
+        Command::new(BIN)
+            .args(run_args(&f.data, &store, &["--shard", shard]))
+            .output()
+    };
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| spawn("0/2").unwrap());
+        let b = s.spawn(|| spawn("1/2").unwrap());
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    assert!(a.status.success(), "{}", String::from_utf8_lossy(&a.stderr));
+    assert!(b.status.success(), "{}", String::from_utf8_lossy(&b.stderr));
+    assert!(store.join("extract_report.shard-0-of-2.json").is_file());
+    assert!(store.join("extract_report.shard-1-of-2.json").is_file());
+    assert_same_store(reference_store(), &store);
+}
+
+#[test]
+fn planted_faults_are_reported_and_the_rest_is_extracted() {
+    let f = fixture();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("damaged");
+    Command::new("cp")
+        .args(["-a", f.data.to_str().unwrap(), data.to_str().unwrap()])
+        .status()
+        .unwrap();
+    let text = std::fs::read_to_string(data.join("manifest.csv")).unwrap();
+    let keys: Vec<String> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(10).unwrap().to_string())
+        .collect();
+    let dir = |i: usize| data.join(&keys[i]);
+    let id = |i: usize| keys[i].rsplit('/').next().unwrap().to_string();
+    std::fs::remove_file(dir(1).join(format!("{}.flac", id(1)))).unwrap();
+    std::fs::write(dir(4).join(format!("{}.avi", id(4))), b"").unwrap();
+    let csv = dir(7).join(format!("{}.csv", id(7)));
+    let t = std::fs::read_to_string(&csv).unwrap();
+    std::fs::write(&csv, t.replacen("Secondary Weld Voltage", "Voltage", 1)).unwrap();
+    let mut imgs: Vec<_> = std::fs::read_dir(dir(10).join("images"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    imgs.sort();
+    std::fs::remove_file(&imgs[1]).unwrap();
+    std::fs::remove_file(&imgs[3]).unwrap();
+    std::fs::remove_dir_all(dir(13)).unwrap();
+
+    // --strict stops at the first fault with a non-zero exit.
+    let strict = tmp.path().join("strict.zarr");
+    assert!(!extract(&data, &strict, &["--strict"]).status.success());
+
+    let store = tmp.path().join("faulty.zarr");
+    let out = extract(&data, &store, &[]);
+    assert!(out.status.success(), "faults must not fail the run");
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(store.join("extract_report.json")).unwrap()).unwrap();
+    let got: BTreeSet<(String, String)> = report["faults"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["sample"].as_str().unwrap().to_string(),
+                p["modality"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let want: BTreeSet<(String, String)> = [
+        (1, "audio"),
+        (4, "video"),
+        (7, "sensor"),
+        (10, "images"),
+        (13, "folder"),
+    ]
+    .into_iter()
+    .map(|(i, m)| (keys[i].clone(), m.to_string()))
+    .collect();
+    assert_eq!(got, want);
+    // Each faulty modality is missing for its sample only; everything else is complete and
+    // equal to the undamaged reference.
+    let r = StoreReader::open(&store).unwrap();
+    let reference = StoreReader::open(reference_store()).unwrap();
+    for (name, bad) in [
+        ("audio/tokens", vec![1, 13]),
+        ("video/tokens", vec![4, 13]),
+        ("sensor/raw", vec![7, 13]),
+        ("image/pooled", vec![10, 13]),
+    ] {
+        let a = r.array(name).unwrap();
+        let ra = reference.array(name).unwrap();
+        for i in 0..keys.len() {
+            assert_eq!(a.is_done(i), !bad.contains(&i), "{name} sample {i}");
+            if a.is_done(i) {
+                assert_eq!(
+                    &*a.sample_bytes(i).unwrap(),
+                    &*ra.sample_bytes(i).unwrap(),
+                    "{name} sample {i}"
+                );
+            }
+        }
+    }
+    // verify reports the pending samples: not sound.
+    assert!(!run(&["verify", "--store", store.to_str().unwrap()])
+        .status
+        .success());
+}

@@ -197,7 +197,17 @@ pub fn verify(args: VerifyArgs) -> Result<()> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     }
-    if !report.sound() {
+    let reader = weld_cache::store::StoreReader::open(&args.store)
+        .with_context(|| format!("opening {}", args.store.display()))?;
+    let names: Vec<String> = reader.specs().into_iter().map(|s| s.name).collect();
+    let prov = weld_cache::pipeline::provenance::check_store_provenance(&args.store, &names);
+    for p in &prov {
+        println!("provenance problem: {p}");
+    }
+    if prov.is_empty() {
+        println!("provenance: recorded for every stage (weights SHA-256, config, preprocessing)");
+    }
+    if !report.sound() || !prov.is_empty() {
         anyhow::bail!("{}: store is not sound (see above)", args.store.display());
     }
     Ok(())

@@ -172,6 +172,9 @@ fn run_then_verify_and_resume_is_a_no_op() {
         assert_eq!(s["written"], 0, "{s}");
     }
     assert_same_store(store, &copy);
+    // Provenance is part of soundness.
+    std::fs::remove_file(copy.join("provenance/video.json")).unwrap();
+    assert!(!run(&["verify", "--store", copy.to_str().unwrap()]).status.success());
 }
 
 fn read(store: &Path, array: &str, i: usize) -> Vec<f32> {
@@ -305,7 +308,10 @@ fn kill_9_then_resume_is_byte_identical() {
         eprintln!("trial {trial}: killed after {ms} ms (had finished: {finished})");
         interrupted += usize::from(!finished);
     }
-    assert!(interrupted >= 5, "only {interrupted} of 6 runs were killed mid-way");
+    assert!(
+        interrupted >= 5,
+        "only {interrupted} of 6 runs were killed mid-way"
+    );
     assert!(extract(&f.data, &store, &[]).status.success());
     assert!(run(&["verify", "--store", store.to_str().unwrap()])
         .status

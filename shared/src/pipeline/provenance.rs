@@ -71,3 +71,49 @@ pub fn record_or_check(
     }
     store.write_json(&name, value)
 }
+
+/// Provenance problems of an extracted store: every stage with arrays must have its
+/// `provenance/<stage>.json` (weights' SHA-256, config, preprocessing), and the text embedding
+/// must be present, finite and recorded. Returns one line per problem.
+pub fn check_store_provenance(store_path: &Path, array_names: &[String]) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut stages: Vec<&str> = array_names
+        .iter()
+        .filter_map(|n| n.split('/').next())
+        .collect();
+    stages.sort();
+    stages.dedup();
+    let read = |name: &str| -> std::result::Result<Value, String> {
+        let p = store_path.join(name);
+        let text = std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+        serde_json::from_str(&text).map_err(|e| format!("{}: invalid JSON: {e}", p.display()))
+    };
+    for stage in stages {
+        match read(&format!("provenance/{stage}.json")) {
+            Err(e) => problems.push(format!("{stage}: no provenance ({e})")),
+            Ok(v) if stage != "sensor" && v["weights"].as_array().is_none_or(|w| w.is_empty()) => {
+                problems.push(format!("{stage}: provenance lists no weight files"))
+            }
+            Ok(_) => {}
+        }
+    }
+    if store_path.join("provenance/text.json").is_file()
+        || store_path.join("text_embed.json").is_file()
+    {
+        match read("text_embed.json") {
+            Err(e) => problems.push(format!("text: {e}")),
+            Ok(v) => {
+                let ok = v["embedding"].as_array().is_some_and(|a| {
+                    !a.is_empty() && a.iter().all(|x| x.as_f64().is_some_and(f64::is_finite))
+                });
+                if !ok {
+                    problems.push("text: text_embed.json has no finite `embedding`".into());
+                }
+            }
+        }
+        if let Err(e) = read("provenance/text.json") {
+            problems.push(format!("text: no provenance ({e})"));
+        }
+    }
+    problems
+}

@@ -36,6 +36,9 @@ if [ "$WITH_TEST" = 1 ]; then
     pip_q torch==2.11.0 transformers==4.57.1 torchaudio==2.11.0 safetensors numpy zarr scikit-learn \
       torchvision==0.26.0 opencv-python-headless soundfile
   fi
+  # The real CLIP vocabulary for the tokenizer parity test (read from the open_clip wheel, which
+  # is downloaded but never installed: installing it would change torch).
+  bash tests/oracle/clip_vocab.sh >/dev/null
 fi
 
 echo "[setup] cargo build --release"

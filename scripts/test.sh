@@ -12,4 +12,4 @@ cargo clippy --release --workspace --all-targets -- -D warnings
 echo "[test] train-head builds without decoders or backbones"
 cargo check --release -p train-head
 echo "[test] cargo test"
-cargo test --release --workspace -- --test-threads=2
+cargo test --release --workspace --no-fail-fast -- --test-threads=2

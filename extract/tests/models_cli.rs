@@ -73,7 +73,7 @@ fn init_models_are_valid_hf_and_forward_matches_transformers() {
     let listed = run(Command::new(EXE)
         .args(["init-models", "--size", "tiny", "--seed", "7", "--out"])
         .arg(&models));
-    assert_eq!(listed.lines().count(), 3);
+    assert_eq!(listed.lines().count(), 4, "dinov3, vjepa2, ast, clip");
     tch::manual_seed(3);
     let inputs = [
         ("dinov3", "pixel_values", vec![2, 3, 224, 224]),

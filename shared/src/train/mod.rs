@@ -11,6 +11,7 @@ pub mod mlp_ae;
 pub mod schedule;
 pub mod store_source;
 pub mod synth;
+pub mod synth_store;
 pub mod trainer;
 
 pub use adamw::{AdamW, AdamWConfig};

@@ -89,11 +89,12 @@ pub fn with_head<J: Job>(setup: &Setup, seed: u64, job: J) -> Result<J::Output> 
                 let (mean, std) = src.train_sensor_stats()?;
                 head.model.set_sensor_stats(&mean, &std)?;
             }
-            print!("{}", head.param_report(&vs));
+            // to stderr: `eval` prints its metrics as JSON on stdout
+            eprint!("{}", head.param_report(&vs));
             for split in [Split::Train, Split::Val, Split::Test] {
                 let c = src.classes(split);
                 let bad = c.iter().filter(|&&x| x != 0).count();
-                println!("{split}: {} samples ({bad} defective)", c.len());
+                eprintln!("{split}: {} samples ({bad} defective)", c.len());
             }
             let fp = src.fingerprint();
             job.run(&head, &vs, &mut src, &fp)

@@ -29,6 +29,8 @@ pub struct SynthStoreSpec {
     pub n_test: usize,
     /// fraction of VAL / TEST that is defective (classes 1..=n_classes in turn)
     pub defect_fraction: f64,
+    /// TRAIN samples labelled defective (0 for a valid store; > 0 only to test the refusal)
+    pub train_defects: usize,
     pub n_classes: u8,
     pub rank: usize,
     /// video tokens Tv and width Dv
@@ -64,6 +66,7 @@ impl Default for SynthStoreSpec {
             n_val: 24,
             n_test: 24,
             defect_fraction: 0.5,
+            train_defects: 0,
             n_classes: 3,
             rank: 4,
             video_tokens: 4,
@@ -139,7 +142,7 @@ pub fn write_synth_store(path: &Path, s: &SynthStoreSpec) -> Result<()> {
     let mut classes = vec![];
     for (split, count) in [("TRAIN", s.n_train), ("VAL", s.n_val), ("TEST", s.n_test)] {
         let n_bad = if split == "TRAIN" {
-            0
+            s.train_defects.min(count)
         } else {
             (count as f64 * s.defect_fraction).round() as usize
         };

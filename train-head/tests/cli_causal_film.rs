@@ -70,7 +70,7 @@ rec = { kind = "smooth_l1_topk", weight = 1.0, beta = 0.1, topk = 0.5 }
 score = { topk = 0.5, weight = 10.0 }
 
 [train]
-epochs = 6
+epochs = 10
 batch_size = 16
 eval_batch_size = 16
 drop_last = false
@@ -88,8 +88,19 @@ patience = 20
 seed = 42
 "#;
 
+/// The default synthetic store with short sensor series (the Mamba scan dominates CPU time).
+fn small() -> SynthStoreSpec {
+    SynthStoreSpec {
+        sensor_len: 32,
+        ..SynthStoreSpec::default()
+    }
+}
+
+/// One intra-op thread: the two tests run side by side on a 2-core machine.
 fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_train-head"))
+    let mut c = Command::new(env!("CARGO_BIN_EXE_train-head"));
+    c.env("OMP_NUM_THREADS", "1");
+    c
 }
 
 fn setup(dir: &Path, spec: &SynthStoreSpec) -> (PathBuf, PathBuf) {
@@ -172,7 +183,7 @@ fn assert_eval_reproduces(store: &Path, run: &Path, extra: &[&str]) {
 #[test]
 fn causal_film_train_eval_determinism_resume() {
     let tmp = tempfile::tempdir().unwrap();
-    let (store, cfg) = setup(tmp.path(), &SynthStoreSpec::default());
+    let (store, cfg) = setup(tmp.path(), &small());
     let a = tmp.path().join("a");
     let out = ok(train(&store, &cfg, &a, &[]));
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -202,10 +213,10 @@ fn causal_film_train_eval_determinism_resume() {
         stderr.contains("TRAIN: 48 samples (0 defective)"),
         "{stderr}"
     );
-    assert_eq!(stdout.matches("z_result_spread").count(), 6, "{stdout}");
+    assert_eq!(stdout.matches("z_result_spread").count(), 10, "{stdout}");
     let header = std::fs::read_to_string(a.join("history.csv")).unwrap();
     assert!(header.lines().next().unwrap().contains("z_result_spread"));
-    assert_eq!(history(&a).lines().count(), 7);
+    assert_eq!(history(&a).lines().count(), 11);
     for p in [
         "config.toml",
         "best.safetensors",
@@ -218,7 +229,7 @@ fn causal_film_train_eval_determinism_resume() {
         assert!(a.join(p).is_file(), "{p}");
     }
     let m = json(&a.join("metrics.json"));
-    // the planted defects are learnable: above chance after 6 epochs (24 samples per split)
+    // the planted defects are learnable: above chance after 10 epochs (24 samples per split)
     let val_auroc = m["val"]["auroc"].as_f64().unwrap();
     let test_auroc = m["test"]["auroc"].as_f64().unwrap();
     assert!(val_auroc > 0.75, "VAL I-AUROC {val_auroc}");
@@ -226,19 +237,20 @@ fn causal_film_train_eval_determinism_resume() {
     assert_eval_reproduces(&store, &a, &[]);
     assert_eval_reproduces(&store, &a, &["--resident"]);
 
-    // determinism: same seed, same store -> the same history and metrics; --resident too
+    // determinism, --resident and resume in one run: the same seed and store, resident
+    // batches, stopped after 4 epochs and resumed -> the history and metrics of run `a`
     let b = tmp.path().join("b");
-    ok(train(&store, &cfg, &b, &["--resident"]));
+    let out = ok(train(
+        &store,
+        &cfg,
+        &b,
+        &["--resident", "--stop-after-epochs", "4"],
+    ));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("--resume"));
+    assert!(!b.join("metrics.json").exists());
+    ok(train(&store, &cfg, &b, &["--resident", "--resume"]));
     assert_eq!(history(&a), history(&b));
     assert_eq!(json(&a.join("metrics.json")), json(&b.join("metrics.json")));
-
-    // stop after one epoch, resume: identical to the uninterrupted run
-    let r = tmp.path().join("r");
-    ok(train(&store, &cfg, &r, &["--stop-after-epochs", "2"]));
-    assert!(!r.join("metrics.json").exists());
-    ok(train(&store, &cfg, &r, &["--resume"]));
-    assert_eq!(history(&a), history(&r));
-    assert_eq!(json(&a.join("metrics.json")), json(&r.join("metrics.json")));
 
     // an array this head does not read (another DINOv3 token layer) keeps the fingerprint
     let s = FeatureStore::open(&store).unwrap();
@@ -254,16 +266,13 @@ fn causal_film_train_eval_determinism_resume() {
 #[test]
 fn causal_film_refuses_other_store_bad_dims_bad_train() {
     let tmp = tempfile::tempdir().unwrap();
-    let (store, cfg) = setup(tmp.path(), &SynthStoreSpec::default());
+    let (store, cfg) = setup(tmp.path(), &small());
     let a = tmp.path().join("a");
     ok(train(&store, &cfg, &a, &["--set", "train.epochs=2"]));
 
     // another store (same schema, other data): eval and resume refuse it
     let other = tmp.path().join("other");
-    let spec = SynthStoreSpec {
-        seed: 8,
-        ..SynthStoreSpec::default()
-    };
+    let spec = SynthStoreSpec { seed: 8, ..small() };
     write_synth_store(&other, &spec).unwrap();
     let err = failed(eval(&other, &a, "TEST", &[]));
     assert!(err.contains("refusing store"), "{err}");
@@ -315,7 +324,7 @@ fn causal_film_refuses_other_store_bad_dims_bad_train() {
         n_train: 8,
         n_val: 4,
         n_test: 4,
-        ..SynthStoreSpec::default()
+        ..small()
     };
     write_synth_store(&bad, &spec).unwrap();
     let err = failed(train(&bad, &cfg, &tmp.path().join("y"), &[]));

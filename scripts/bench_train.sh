@@ -53,7 +53,7 @@ RE=$(fastest < "$TMP/re.s")
 } | tee "$TMP/table1.md"
 cp "$TMP/table1.md" bench/results_train.md
 if [ -f bench/recompute_backbones.py ] && [ "${SKIP_RECOMPUTE:-0}" != 1 ]; then
-  echo
+  echo | tee -a bench/results_train.md
   "$WELD_PYTHON" bench/recompute_backbones.py "$TMP" "$CONFIG" "$EPOCHS" "$BIN/train-head" \
     | tee -a bench/results_train.md
 fi

@@ -128,7 +128,13 @@ impl Job for TrainJob {
 }
 
 pub fn run(args: TrainArgs) -> Result<()> {
-    let doc = resolve_config(&args.config, &args.sets, args.head.as_deref())?;
+    let mut doc = resolve_config(&args.config, &args.sets, args.head.as_deref())?;
+    if doc.get("head").is_none() {
+        let name = crate::heads::head_name(&doc, &args.store)?;
+        if let Some(t) = doc.as_table_mut() {
+            t.insert("head".into(), toml::Value::String(name));
+        }
+    }
     let cfg = TrainConfig::from_doc(&doc).with_context(|| args.config.display().to_string())?;
     let device = weld_cache::device::parse_device(&args.device)?;
     let config_text = toml::to_string(&doc).context("serialising the resolved config")?;

@@ -2,13 +2,16 @@
 //! [`Job`] (train or eval). Adding a head = one match arm in [`with_head`].
 //!
 //! Heads: `mlp-ae` (pooled-feature autoencoder baseline; with `--store synth` it reads the
-//! synthetic features of the config's `[synth]` table). The Causal-FiLM head and the store-backed
-//! sources are joined here by the integrator.
+//! synthetic features of the config's `[synth]` table) and `causal-film` (the main head, fed
+//! from the feature store by [`CausalFilmSource`]; prints its per-module parameter table).
+//! A config without a `head` key trains `causal-film` when `--store` is a store path and
+//! `mlp-ae` with `--store synth`.
 use anyhow::{bail, Context, Result};
 use tch::{nn, Device};
+use weld_cache::heads::causal_film::{CausalFilmConfig, CausalFilmHead, SensorNorm};
 use weld_cache::train::mlp_ae::{MlpAe, MlpAeConfig};
 use weld_cache::train::synth::{SynthConfig, SynthFeatures};
-use weld_cache::train::{BatchSource, TrainableHead};
+use weld_cache::train::{BatchSource, CausalFilmSource, Split, TrainableHead};
 
 /// What the head is run on.
 pub struct Setup<'a> {
@@ -37,11 +40,16 @@ pub trait Job {
 }
 
 /// Name of the head in a resolved config (top-level `head = "..."`).
-pub fn head_name(doc: &toml::Value) -> Result<String> {
-    doc.get("head")
-        .and_then(|v| v.as_str())
-        .map(str::to_string)
-        .context("config has no top-level `head = \"...\"` key (or pass --head)")
+/// Without one: `causal-film` for a store path, `mlp-ae` for `--store synth`.
+pub fn head_name(doc: &toml::Value, store: &str) -> Result<String> {
+    match doc.get("head") {
+        Some(v) => v
+            .as_str()
+            .map(str::to_string)
+            .context("config key `head` must be a string"),
+        None if store == "synth" => Ok("mlp-ae".into()),
+        None => Ok("causal-film".into()),
+    }
 }
 
 fn table<T: serde::de::DeserializeOwned>(doc: &toml::Value, key: &str) -> Result<T> {
@@ -55,7 +63,7 @@ fn table<T: serde::de::DeserializeOwned>(doc: &toml::Value, key: &str) -> Result
 /// Seeds torch, builds the head named in `setup.doc` on `setup.device`, opens its source and
 /// runs `job`.
 pub fn with_head<J: Job>(setup: &Setup, seed: u64, job: J) -> Result<J::Output> {
-    let name = head_name(setup.doc)?;
+    let name = head_name(setup.doc, setup.store)?;
     match name.as_str() {
         "mlp-ae" => {
             let cfg: MlpAeConfig = table(setup.doc, "mlp_ae")?;
@@ -66,16 +74,32 @@ pub fn with_head<J: Job>(setup: &Setup, seed: u64, job: J) -> Result<J::Output> 
             let fp = src.fingerprint();
             job.run(&head, &vs, &mut src, &fp)
         }
-        // Integration point for Causal-FiLM (branch `heads`) over the store (branch `store`):
-        // "causal-film" => {
-        //     let mut src = <store-backed BatchSource>::open(setup.store, setup.doc, setup.device,
-        //                                                    setup.resident)?;
-        //     tch::manual_seed(seed as i64);
-        //     let vs = nn::VarStore::new(setup.device);
-        //     let head = heads::causal_film::<Model>::new(vs.root(), &<its config table>)?;
-        //     job.run(&head, &vs, &mut src, &<store fingerprint>)
-        // }
-        other => bail!("unknown head `{other}` (this build knows: mlp-ae)"),
+        "causal-film" => {
+            let cfg = CausalFilmConfig::from_toml_value(setup.doc, "resolved config")?;
+            if setup.store == "synth" {
+                bail!("the causal-film head reads a feature store: pass --store STORE");
+            }
+            let store = std::path::Path::new(setup.store);
+            let mut src = CausalFilmSource::open(store, &cfg, setup.device, setup.resident)
+                .with_context(|| format!("opening store {}", store.display()))?;
+            tch::manual_seed(seed as i64);
+            let vs = nn::VarStore::new(setup.device);
+            let mut head = CausalFilmHead::new(&vs.root(), &cfg, src.text_embed())?;
+            if cfg.model.sensor_norm == SensorNorm::Train {
+                let (mean, std) = src.train_sensor_stats()?;
+                head.model.set_sensor_stats(&mean, &std)?;
+            }
+            // to stderr: `eval` prints its metrics as JSON on stdout
+            eprint!("{}", head.param_report(&vs));
+            for split in [Split::Train, Split::Val, Split::Test] {
+                let c = src.classes(split);
+                let bad = c.iter().filter(|&&x| x != 0).count();
+                eprintln!("{split}: {} samples ({bad} defective)", c.len());
+            }
+            let fp = src.fingerprint();
+            job.run(&head, &vs, &mut src, &fp)
+        }
+        other => bail!("unknown head `{other}` (this build knows: mlp-ae, causal-film)"),
     }
 }
 

@@ -1,5 +1,6 @@
 //! `train-head`: trains, evaluates and sweeps the small heads on a memory-mapped feature store.
 mod cmd_eval;
+mod cmd_synth_store;
 mod cmd_train;
 mod heads;
 
@@ -25,6 +26,8 @@ enum Cmd {
     Train(cmd_train::TrainArgs),
     /// Re-evaluate a run's best checkpoint on VAL or TEST.
     Eval(cmd_eval::EvalArgs),
+    /// Write a synthetic feature store (extractor schema, planted defects) for trials.
+    SynthStore(cmd_synth_store::SynthStoreArgs),
 }
 
 fn main() -> Result<()> {
@@ -33,6 +36,7 @@ fn main() -> Result<()> {
         Cmd::Doctor => print!("{}", weld_cache::device::doctor_report()),
         Cmd::Train(a) => cmd_train::run(a)?,
         Cmd::Eval(a) => cmd_eval::run(a)?,
+        Cmd::SynthStore(a) => cmd_synth_store::run(a)?,
     }
     Ok(())
 }

@@ -140,6 +140,51 @@ impl StoreReader {
     }
 }
 
+impl StoreReader {
+    /// Like [`fingerprint`](Self::fingerprint) but over only the group attributes `attr_keys`
+    /// (e.g. `samples`) and the arrays `arrays` (name, dtype, sample shape), plus the format
+    /// version and `n_samples`: adding an array a head does not read (another DINOv3 token
+    /// layer) leaves it unchanged. A missing array is an error; a missing attribute hashes as
+    /// `null`.
+    pub fn fingerprint_of(&self, attr_keys: &[&str], arrays: &[&str]) -> Result<String> {
+        let mut names: Vec<&str> = arrays.to_vec();
+        names.sort_unstable();
+        names.dedup();
+        let mut specs = Vec::with_capacity(names.len());
+        for name in names {
+            let a = self
+                .arrays
+                .iter()
+                .find(|a| a.spec.name == name)
+                .ok_or_else(|| StoreError::NoSuchArray {
+                    path: self.root.clone(),
+                    array: name.to_string(),
+                })?;
+            specs.push(
+                json!({"name": a.spec.name, "dtype": a.spec.dtype, "sample_shape": a.spec.sample_shape}),
+            );
+        }
+        let attrs: Map<String, Value> = attr_keys
+            .iter()
+            .map(|k| {
+                (
+                    k.to_string(),
+                    self.attrs.get(*k).cloned().unwrap_or(Value::Null),
+                )
+            })
+            .collect();
+        let v = json!({
+            "format_version": self.format_version,
+            "n_samples": self.n_samples,
+            "attrs": Value::Object(attrs),
+            "arrays": specs,
+        });
+        let mut text = String::new();
+        canonical_json(&v, &mut text);
+        Ok(hex::encode(Sha256::digest(text.as_bytes())))
+    }
+}
+
 /// JSON text with object keys sorted at every level.
 fn canonical_json(v: &Value, out: &mut String) {
     match v {

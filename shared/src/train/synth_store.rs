@@ -1,0 +1,269 @@
+//! A small synthetic feature store in the extractor's schema with a planted process -> result
+//! coupling, for tests and benchmarks of the Causal-FiLM training path without backbones.
+//!
+//! Per sample a latent `z ~ N(0, I_rank)` drives every modality through fixed random maps:
+//! video tokens `[Tv, Dv]`, audio tokens `[W, Na, Da]`, sensors `[L, C]` (z-weighted sines plus
+//! noise) and DINOv3-like tokens `[V, Ntok, Di]` for every hidden state `0..=layers`, from which
+//! `image/pooled` `[layers+1, V, 2, Di]` (mean, max over tokens) is computed; the token arrays of
+//! `token_layers` are stored as `image/tokens_L{i}`. A defect of class `c` adds `shift * u_c`
+//! (fixed random unit direction per class) to the image tokens only: the result no longer
+//! follows from the process, which is what Causal-FiLM scores. TRAIN is all good.
+//! Writes the `samples` attribute and `text_embed.json` as `extract run` does.
+use crate::store::{ArraySpec, FeatureStore, StoreDtype};
+use crate::train::store_source::{
+    image_tokens_name, AUDIO_TOKENS, IMAGE_POOLED, SENSOR_RAW, TEXT_FILE, VIDEO_TOKENS,
+};
+use crate::Result;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::StandardNormal;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::path::Path;
+
+/// Sizes and signal of a synthetic store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SynthStoreSpec {
+    pub n_train: usize,
+    pub n_val: usize,
+    pub n_test: usize,
+    /// fraction of VAL / TEST that is defective (classes 1..=n_classes in turn)
+    pub defect_fraction: f64,
+    /// TRAIN samples labelled defective (0 for a valid store; > 0 only to test the refusal)
+    pub train_defects: usize,
+    pub n_classes: u8,
+    pub rank: usize,
+    /// video tokens Tv and width Dv
+    pub video_tokens: usize,
+    pub video_dim: usize,
+    /// audio windows W, tokens per window Na, width Da
+    pub audio_windows: usize,
+    pub audio_tokens: usize,
+    pub audio_dim: usize,
+    /// image: views V, tokens per view Ntok, width Di, last hidden-state index (`layers + 1`
+    /// hidden states are pooled)
+    pub views: usize,
+    pub image_tokens: usize,
+    pub image_dim: usize,
+    pub layers: usize,
+    /// hidden states whose tokens are stored
+    pub token_layers: Vec<usize>,
+    /// sensor time steps and channels
+    pub sensor_len: usize,
+    pub sensor_channels: usize,
+    pub text_dim: usize,
+    pub shift: f32,
+    pub noise: f32,
+    pub dtype: StoreDtype,
+    pub seed: u64,
+}
+
+impl Default for SynthStoreSpec {
+    /// A tiny store: 48 / 24 / 24 samples, half of VAL and TEST defective.
+    fn default() -> Self {
+        SynthStoreSpec {
+            n_train: 48,
+            n_val: 24,
+            n_test: 24,
+            defect_fraction: 0.5,
+            train_defects: 0,
+            n_classes: 3,
+            rank: 4,
+            video_tokens: 4,
+            video_dim: 8,
+            audio_windows: 4,
+            audio_tokens: 3,
+            audio_dim: 8,
+            views: 5,
+            image_tokens: 6,
+            image_dim: 8,
+            layers: 2,
+            token_layers: vec![1, 2],
+            sensor_len: 128,
+            sensor_channels: 6,
+            text_dim: 16,
+            shift: 3.0,
+            noise: 0.3,
+            dtype: StoreDtype::F16,
+            seed: 7,
+        }
+    }
+}
+
+struct Gen {
+    rng: ChaCha8Rng,
+}
+
+impl Gen {
+    fn normal(&mut self, n: usize) -> Vec<f32> {
+        (0..n)
+            .map(|_| self.rng.sample::<f32, _>(StandardNormal))
+            .collect()
+    }
+}
+
+/// `z [rank] @ w [rank, d]` -> [d]
+fn project(z: &[f32], w: &[f32], d: usize) -> Vec<f32> {
+    let mut out = vec![0f32; d];
+    for (k, zk) in z.iter().enumerate() {
+        for (o, wv) in out.iter_mut().zip(&w[k * d..(k + 1) * d]) {
+            *o += zk * wv;
+        }
+    }
+    out
+}
+
+/// Writes the store at `path` (must not exist).
+pub fn write_synth_store(path: &Path, s: &SynthStoreSpec) -> Result<()> {
+    let n = s.n_train + s.n_val + s.n_test;
+    let mut g = Gen {
+        rng: ChaCha8Rng::seed_from_u64(s.seed),
+    };
+    // Fixed maps.
+    let scale = 1.0 / (s.rank as f32).sqrt();
+    let mut mat =
+        |d: usize| -> Vec<f32> { g.normal(s.rank * d).iter().map(|x| x * scale).collect() };
+    let wv: Vec<Vec<f32>> = (0..s.video_tokens).map(|_| mat(s.video_dim)).collect();
+    let wa: Vec<Vec<f32>> = (0..s.audio_windows * s.audio_tokens)
+        .map(|_| mat(s.audio_dim))
+        .collect();
+    let wi: Vec<Vec<f32>> = (0..=s.layers).map(|_| mat(s.image_dim)).collect();
+    let ws = mat(s.sensor_channels);
+    let dirs: Vec<Vec<f32>> = (0..s.n_classes)
+        .map(|_| {
+            let u = g.normal(s.image_dim);
+            let norm = u.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-6);
+            u.iter().map(|x| x / norm).collect()
+        })
+        .collect();
+
+    // Sample table.
+    let mut samples = vec![];
+    let mut classes = vec![];
+    for (split, count) in [("TRAIN", s.n_train), ("VAL", s.n_val), ("TEST", s.n_test)] {
+        let n_bad = if split == "TRAIN" {
+            s.train_defects.min(count)
+        } else {
+            (count as f64 * s.defect_fraction).round() as usize
+        };
+        for j in 0..count {
+            let class: u8 = if j < n_bad {
+                1 + (j % s.n_classes as usize) as u8
+            } else {
+                0
+            };
+            let i = samples.len();
+            samples.push(json!({
+                "key": format!("{split}/{i:05}"),
+                "id": format!("{i:05}"),
+                "class_code": class,
+                "class_name": if class == 0 { "good".to_string() } else { format!("defect_{class}") },
+                "split": split,
+                "session": format!("s{}", i % 4),
+            }));
+            classes.push(class);
+        }
+    }
+    let mut attrs = serde_json::Map::new();
+    attrs.insert("samples".into(), serde_json::Value::Array(samples));
+    let store = FeatureStore::create(path, n, attrs)?;
+    let d = s.dtype;
+    let specs = [
+        ArraySpec::new(VIDEO_TOKENS, &[s.video_tokens, s.video_dim], d),
+        ArraySpec::new(
+            AUDIO_TOKENS,
+            &[s.audio_windows, s.audio_tokens, s.audio_dim],
+            d,
+        ),
+        ArraySpec::new("audio/window_start_s", &[s.audio_windows], StoreDtype::F32),
+        ArraySpec::new(IMAGE_POOLED, &[s.layers + 1, s.views, 2, s.image_dim], d),
+        ArraySpec::new(
+            SENSOR_RAW,
+            &[s.sensor_len, s.sensor_channels],
+            StoreDtype::F32,
+        ),
+    ];
+    for spec in &specs {
+        store.ensure_array(spec)?;
+    }
+    for &l in &s.token_layers {
+        store.ensure_array(&ArraySpec::new(
+            image_tokens_name(l as i64),
+            &[s.views, s.image_tokens, s.image_dim],
+            d,
+        ))?;
+    }
+
+    for (i, &class) in classes.iter().enumerate() {
+        let z = g.normal(s.rank);
+        let noisy = |g: &mut Gen, base: Vec<f32>| -> Vec<f32> {
+            let e = g.normal(base.len());
+            base.iter().zip(e).map(|(b, e)| b + s.noise * e).collect()
+        };
+        let video: Vec<f32> = wv
+            .iter()
+            .flat_map(|w| noisy(&mut g, project(&z, w, s.video_dim)))
+            .collect();
+        let audio: Vec<f32> = wa
+            .iter()
+            .flat_map(|w| noisy(&mut g, project(&z, w, s.audio_dim)))
+            .collect();
+        let amp = project(&z, &ws, s.sensor_channels);
+        let mut sensor = Vec::with_capacity(s.sensor_len * s.sensor_channels);
+        for t in 0..s.sensor_len {
+            let e = g.normal(s.sensor_channels);
+            for c in 0..s.sensor_channels {
+                let phase = t as f32 / s.sensor_len as f32 * std::f32::consts::TAU * (c + 1) as f32;
+                sensor.push(10.0 + amp[c] * phase.sin() + s.noise * e[c]);
+            }
+        }
+        // Image tokens of every hidden state, the defect offset applied, then mean / max pools.
+        let mut pooled = vec![0f32; (s.layers + 1) * s.views * 2 * s.image_dim];
+        for (l, w) in wi.iter().enumerate() {
+            let base = project(&z, w, s.image_dim);
+            let mut toks = Vec::with_capacity(s.views * s.image_tokens * s.image_dim);
+            for v in 0..s.views {
+                let mut mean = vec![0f32; s.image_dim];
+                let mut max = vec![f32::NEG_INFINITY; s.image_dim];
+                for _ in 0..s.image_tokens {
+                    let mut t = noisy(&mut g, base.clone());
+                    if class > 0 {
+                        for (x, u) in t.iter_mut().zip(&dirs[class as usize - 1]) {
+                            *x += s.shift * u;
+                        }
+                    }
+                    for k in 0..s.image_dim {
+                        mean[k] += t[k] / s.image_tokens as f32;
+                        max[k] = max[k].max(t[k]);
+                    }
+                    toks.extend(t);
+                }
+                let o = ((l * s.views + v) * 2) * s.image_dim;
+                pooled[o..o + s.image_dim].copy_from_slice(&mean);
+                pooled[o + s.image_dim..o + 2 * s.image_dim].copy_from_slice(&max);
+            }
+            if s.token_layers.contains(&l) {
+                let name = image_tokens_name(l as i64);
+                store.write_sample(&name, i, &toks)?;
+                store.mark_done(&name, i)?;
+            }
+        }
+        let starts: Vec<f32> = (0..s.audio_windows).map(|w| w as f32 * 1.5).collect();
+        for (name, data) in [
+            (VIDEO_TOKENS, &video),
+            (AUDIO_TOKENS, &audio),
+            ("audio/window_start_s", &starts),
+            (IMAGE_POOLED, &pooled),
+            (SENSOR_RAW, &sensor),
+        ] {
+            store.write_sample(name, i, data)?;
+            store.mark_done(name, i)?;
+        }
+    }
+    let emb = g.normal(s.text_dim);
+    store.write_json(
+        TEXT_FILE,
+        &json!({"prompt": "a normal weld", "dim": s.text_dim, "embedding": emb}),
+    )?;
+    Ok(())
+}

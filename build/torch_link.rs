@@ -30,9 +30,26 @@ fn torch_lib_dir() -> Option<PathBuf> {
     dir.is_dir().then_some(dir)
 }
 
+/// `torch.__version__` of the libtorch we link, recorded for `doctor`.
+fn torch_version() -> String {
+    let python = match std::env::var("VIRTUAL_ENV") {
+        Ok(venv) => PathBuf::from(venv).join("bin").join("python"),
+        Err(_) => PathBuf::from("python3"),
+    };
+    Command::new(python)
+        .args(["-c", "import torch; print(torch.__version__)"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
 fn main() {
     println!("cargo:rerun-if-env-changed=LIBTORCH");
     println!("cargo:rerun-if-env-changed=VIRTUAL_ENV");
+    println!("cargo:rustc-env=WELD_LIBTORCH_VERSION={}", torch_version());
     let Some(dir) = torch_lib_dir() else {
         println!("cargo:warning=libtorch not found (set VIRTUAL_ENV to the project venv, see scripts/setup.sh)");
         return;

@@ -20,6 +20,7 @@ pub fn parse_device(s: &str) -> Result<Device> {
 pub fn doctor_report() -> String {
     let mut s = String::new();
     s.push_str(&format!("weld-cache {}\n", env!("CARGO_PKG_VERSION")));
+    s.push_str(&format!("libtorch {}\n", env!("WELD_LIBTORCH_VERSION")));
     s.push_str(&format!("cuda available: {}\n", tch::Cuda::is_available()));
     s.push_str(&format!("cuda devices: {}\n", tch::Cuda::device_count()));
     s.push_str(&format!(

@@ -433,3 +433,42 @@ fn planted_faults_are_reported_and_the_rest_is_extracted() {
         .status
         .success());
 }
+
+#[test]
+fn adding_a_dinov3_layer_computes_only_that_array() {
+    let f = fixture();
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("grow.zarr");
+    Command::new("cp")
+        .args([
+            "-a",
+            reference_store().to_str().unwrap(),
+            store.to_str().unwrap(),
+        ])
+        .status()
+        .unwrap();
+    let before = snapshot(&store);
+    assert!(extract(
+        &f.data,
+        &store,
+        &["--only", "image,video", "--dino-layers", "2,3,1"]
+    )
+    .status
+    .success());
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(store.join("extract_report.json")).unwrap()).unwrap();
+    let stages = report["stages"].as_array().unwrap();
+    let written = |s: &str| stages.iter().find(|x| x["stage"] == s).unwrap()["written"].clone();
+    assert_eq!(written("image"), 24, "every sample lacked the new layer");
+    assert_eq!(written("video"), 0, "video was complete");
+    let after = snapshot(&store);
+    for (k, v) in &before {
+        assert!(after[k] == *v, "{k} changed when a layer was added");
+    }
+    assert!(after.keys().any(|k| k.starts_with("image/tokens_L1/c/")));
+    let r = StoreReader::open(&store).unwrap();
+    assert!(r.array("image/tokens_L1").unwrap().is_done(23));
+    assert!(run(&["verify", "--store", store.to_str().unwrap()])
+        .status
+        .success());
+}

@@ -131,8 +131,16 @@ impl Progress for Bars {
             pb.finish_and_clear();
         }
         eprintln!(
-            "{stage:>7}: {} written, {} already done, {} faults, {:.1} s",
-            s.written, s.already_done, s.faults, s.seconds
+            "{stage:>7}: {} written, {} already done, {} faults, {:.2} s \
+             (decode {:.2} s over workers, device {:.2} s, waiting {:.2} s, writing {:.2} s)",
+            s.written,
+            s.already_done,
+            s.faults,
+            s.seconds,
+            s.prepare_seconds,
+            s.compute_seconds,
+            s.wait_seconds,
+            s.write_seconds
         );
     }
     fn warn(&self, msg: &str) {

@@ -174,7 +174,9 @@ fn run_then_verify_and_resume_is_a_no_op() {
     assert_same_store(store, &copy);
     // Provenance is part of soundness.
     std::fs::remove_file(copy.join("provenance/video.json")).unwrap();
-    assert!(!run(&["verify", "--store", copy.to_str().unwrap()]).status.success());
+    assert!(!run(&["verify", "--store", copy.to_str().unwrap()])
+        .status
+        .success());
 }
 
 fn read(store: &Path, array: &str, i: usize) -> Vec<f32> {

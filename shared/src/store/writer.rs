@@ -508,7 +508,12 @@ impl FeatureStore {
         for &(array, index) in items {
             found.push((array, index, self.chunk_marker(array, index)?));
         }
-        markers::write_markers(&self.root, &found)
+        markers::write_markers(&self.root, &found)?;
+        let mut pending = self.pending.lock().unwrap();
+        for &(array, index) in items {
+            pending.remove(&(array.to_string(), index));
+        }
+        Ok(())
     }
 
     /// The marker of a written chunk (checked to exist with the right size).
@@ -544,7 +549,8 @@ impl FeatureStore {
             .pending
             .lock()
             .unwrap()
-            .remove(&(array.to_string(), index));
+            .get(&(array.to_string(), index))
+            .copied();
         if let Some(m) = pending {
             return Ok(m);
         }

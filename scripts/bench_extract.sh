@@ -8,31 +8,35 @@
 #   steady state: our summed stage seconds (STORE/extract_report.json; model loading excluded)
 #     against the Python loop seconds (its `BENCH` line; model loading excluded).
 # Writes bench/results_extract.md (and keeps logs under target/bench_extract/).
+# To compare two builds: EXTRACT_BIN=/path/to/old/extract BENCH_CONFIG=old_demo.toml OUT=old.md.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$ROOT"
 NS="${1:-96,192}"
 DEVICE="${2:-cpu}"
-[ -x "$BIN/extract" ] || bash scripts/setup.sh --test
+EXTRACT="${EXTRACT_BIN:-$BIN/extract}"
+CONFIG="${BENCH_CONFIG:-configs/extract_demo.toml}"
+OUT="${OUT:-bench/results_extract.md}"
+[ -x "$EXTRACT" ] || bash scripts/setup.sh --test
 W="$ROOT/target/bench_extract"
 rm -rf "$W"; mkdir -p "$W"
-"$BIN/extract" init-models --out "$W/models" --size tiny >/dev/null
+"$EXTRACT" init-models --out "$W/models" --size tiny >/dev/null
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 for N in ${NS//,/ }; do
   R="$W/n$N"; mkdir -p "$R"
-  "$BIN/extract" synth --out "$R/synth" --samples "$N" --seed 11 >/dev/null
+  "$EXTRACT" synth --out "$R/synth" --samples "$N" --seed 11 >/dev/null
   sed -e "s|data/demo/synth|$R/synth|g; s|data/demo/models|$W/models|g; s|data/demo/store.zarr|$R/ours.zarr|; s|^device = .*|device = \"$DEVICE\"|" \
-    configs/extract_demo.toml > "$R/extract.toml"
+    "$CONFIG" > "$R/extract.toml"
   t0=$(date +%s.%N)
-  "$BIN/extract" run --config "$R/extract.toml" 2>"$R/ours.log"
+  "$EXTRACT" run --config "$R/extract.toml" 2>"$R/ours.log"
   t1=$(date +%s.%N)
   "$WELD_PYTHON" bench/extract_ref.py --config "$R/extract.toml" --out "$R/python.zarr" > "$R/python.log" 2>&1
   t2=$(date +%s.%N)
   echo "$N $t0 $t1 $t2" >> "$W/walls.txt"
 done
-python3 - "$W" "$DEVICE" "$LOAD0" "$(git rev-parse --short HEAD)" <<'PY' | tee bench/results_extract.md
+python3 - "$W" "$DEVICE" "$LOAD0" "${BENCH_LABEL:-commit $(git rev-parse --short HEAD)}" <<'PY' | tee "$OUT"
 import json, os, re, sys
-w, dev, load0, commit = sys.argv[1:5]
+w, dev, load0, label = sys.argv[1:5]
 rows = []
 for line in open(os.path.join(w, "walls.txt")):
     n, t0, t1, t2 = line.split()
@@ -49,7 +53,7 @@ for line in open(os.path.join(w, "walls.txt")):
 load1 = open("/proc/loadavg").read().split()[:3]
 print(f"# extract benchmark: weld-cache `extract run` vs Python reference (bench/extract_ref.py)\n")
 print(f"Synthetic data, tiny random backbones, device {dev}, {os.cpu_count()} cores "
-      f"(load average {load0} before, {' '.join(load1)} after), commit {commit}. "
+      f"(load average {load0} before, {' '.join(load1)} after), {label}. "
       "Produced by `scripts/bench_extract.sh`.\n")
 print("## End-to-end wall (process start to exit: imports, model loading, store writing)\n")
 print("| samples | ours s | Python s | ours samples/s | Python samples/s | ratio |")
@@ -72,9 +76,10 @@ for k in ("sensor", "text", "image", "audio", "video"):
     s, p = st.get(k), py["stages"].get(k, 0.0)
     if s is None:
         continue
-    r = f"{p/s:.2f}x" if s > 0 else "-"
-    print(f"| {k} | {s['seconds']:.2f} | {s.get('prepare_seconds', 0):.2f} | {s.get('compute_seconds', 0):.2f} "
-          f"| {s.get('wait_seconds', 0):.2f} | {s.get('write_seconds', 0):.2f} | {p:.2f} | {r} |")
+    r = f"{p/s['seconds']:.2f}x" if s["seconds"] > 0 else "-"
+    f = lambda key: f"{s[key]:.2f}" if key in s else "-"
+    print(f"| {k} | {s['seconds']:.2f} | {f('prepare_seconds')} | {f('compute_seconds')} "
+          f"| {f('wait_seconds')} | {f('write_seconds')} | {p:.2f} | {r} |")
 print("\nNotes: our store fsyncs every chunk and marker before a sample counts as done "
       "(crash safety); the Python reference writes zarr chunks without any fsync. "
       "The Python loop processes one sample at a time (batch 1, 5 images per DINOv3 forward); "

@@ -38,7 +38,13 @@ pub enum Backbone {
     VJepa2(VJepa2),
     Ast(Ast),
     /// The CLIP text tower with its projection (`clip` or `clip_text_model` folders).
-    Clip(clip::ClipText),
+    Clip(Box<clip::ClipText>),
+}
+
+impl std::fmt::Debug for Backbone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Backbone({}: {})", self.model_type(), self.summary())
+    }
 }
 
 /// `config.json`'s `model_type` of a model folder.
@@ -62,9 +68,9 @@ impl Backbone {
             "dinov3_vit" => Ok(Backbone::Dinov3(Dinov3::load(dir, device, kind)?)),
             "vjepa2" => Ok(Backbone::VJepa2(VJepa2::load(dir, device, kind)?)),
             "audio-spectrogram-transformer" => Ok(Backbone::Ast(Ast::load(dir, device, kind)?)),
-            "clip" | "clip_text_model" => {
-                Ok(Backbone::Clip(clip::ClipText::load(dir, device, kind)?))
-            }
+            "clip" | "clip_text_model" => Ok(Backbone::Clip(Box::new(clip::ClipText::load(
+                dir, device, kind,
+            )?))),
             other => Err(Error::Msg(format!(
                 "{}: model_type `{other}` is not one of {MODEL_TYPES:?}",
                 dir.join("config.json").display()

@@ -120,7 +120,7 @@ pub fn prepare_video(
 pub fn video_token_shape(model: &VJepa2, cfg: &ExtractConfig) -> Result<Vec<usize>> {
     let c = model.config();
     let grid = cfg.video.crop / c.patch_size as usize;
-    if grid % cfg.video.pool != 0 {
+    if !grid.is_multiple_of(cfg.video.pool) {
         return Err(Error::Msg(format!(
             "video.pool {} does not divide the {grid}x{grid} token grid",
             cfg.video.pool

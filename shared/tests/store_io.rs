@@ -289,17 +289,19 @@ fn batched_writes_equal_single_writes() {
     assert!(batched.is_done("g/a", 0) && batched.is_done("b", 1));
 
     // Marking refuses as a whole too: a missing chunk leaves the other pair unmarked.
-    let c = ArraySpec::new("c", &[2], StoreDtype::F32);
+    let c = ArraySpec::new("extra", &[2], StoreDtype::F32);
     batched.ensure_array(&c).unwrap();
-    batched.write_sample("c", 0, &[1.0, 2.0]).unwrap();
-    let e = batched.mark_done_many(&[("c", 0), ("c", 3)]).unwrap_err();
+    batched.write_sample("extra", 0, &[1.0, 2.0]).unwrap();
+    let e = batched
+        .mark_done_many(&[("extra", 0), ("extra", 3)])
+        .unwrap_err();
     assert!(matches!(
         store_err(e),
         StoreError::MissingChunk { index: 3, .. }
     ));
-    assert!(!batched.is_done("c", 0));
-    batched.mark_done_many(&[("c", 0)]).unwrap();
-    assert!(batched.is_done("c", 0));
+    assert!(!batched.is_done("extra", 0));
+    batched.mark_done_many(&[("extra", 0)]).unwrap();
+    assert!(batched.is_done("extra", 0));
 }
 
 #[test]

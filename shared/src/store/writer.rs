@@ -272,6 +272,9 @@ impl FeatureStore {
                     }
                     .into())
                 }
+                // A concurrent creator may have renamed the group into place between the read
+                // of its zarr.json above and this check: look again before refusing.
+                None if dir.exists() && node_type(&dir)?.as_deref() == Some("group") => continue,
                 None if dir.exists() => {
                     return Err(StoreError::BadName {
                         name: name.into(),

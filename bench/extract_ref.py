@@ -2,7 +2,7 @@
 (decode with cv2/soundfile, resample with torchaudio, HF processors, transformers forwards, pooled
 DINOv3 statistics, zarr v3 writes) written the straightforward way a Python user would.
 Never used by the product or the tests."""
-import argparse, csv, os, sys, time, tomllib, glob
+import argparse, csv, glob, json, os, time, tomllib
 import numpy as np
 import cv2
 import soundfile as sf
@@ -83,13 +83,17 @@ def main():
                                           dtype=dt, compressors=None)
         arrays[name][i] = x
 
+    stage = {k: 0.0 for k in ("sensor", "text", "image", "audio", "video")}
     t0 = time.time()
     emb = clip(**tok([cfg["text"]["prompt"]], return_tensors="pt")).text_embeds[0]
     g.attrs["text"] = emb.tolist()
+    stage["text"] += time.time() - t0
     for i, r in enumerate(recs):
+        t = time.time()
         d = os.path.join(root, r["SUBDIRS"])
         sid = os.path.basename(r["SUBDIRS"])
         put("sensor/raw", i, sensors(glob.glob(os.path.join(d, "*.csv"))[0], cfg["sensor"]["steps"]))
+        t, stage["sensor"] = time.time(), stage["sensor"] + time.time() - t
         imgs = sorted(glob.glob(os.path.join(d, "images", "*")))
         ims = [cv2.cvtColor(cv2.imread(p), cv2.COLOR_BGR2RGB) for p in imgs]
         px = iproc(images=ims, return_tensors="pt").pixel_values
@@ -98,17 +102,22 @@ def main():
         put("image/pooled", i, pooled)
         for l in cfg["image"]["layers"]:
             put(f"image/tokens_L{l}", i, hs[l])
+        t, stage["image"] = time.time(), stage["image"] + time.time() - t
         wav = audio_16k(os.path.join(d, sid + ".flac"))
         span = max(len(wav) - win, 0)
         starts = [round(span * k / (W - 1)) if W > 1 else 0 for k in range(W)]
         feats = fe([wav[s:s + win] for s in starts], sampling_rate=16000, return_tensors="pt").input_values
         put("audio/tokens", i, ast(input_values=feats).last_hidden_state)
         put("audio/window_start_s", i, np.array(starts) / 16000.0)
+        t, stage["audio"] = time.time(), stage["audio"] + time.time() - t
         fr = video_frames(os.path.join(d, sid + ".avi"), cfg["video"]["frames"])
         pv = vproc(videos=[list(fr)], return_tensors="pt").pixel_values_videos
         put("video/tokens", i, vj.get_vision_features(pv)[0])
+        stage["video"] += time.time() - t
     dt = time.time() - t0
     print(f"python reference: {n} samples in {dt:.2f} s = {n / dt:.3f} samples/s")
+    # Machine-readable line for scripts/bench_extract.sh: loop seconds and per-stage seconds.
+    print("BENCH " + json.dumps({"loop_seconds": dt, "stages": stage}))
 
 
 if __name__ == "__main__":

@@ -59,6 +59,9 @@ pub struct RunArgs {
     /// CPU decode/preprocess threads.
     #[arg(long)]
     workers: Option<usize>,
+    /// libtorch intra-op threads (0 = available cores / (workers + 1)).
+    #[arg(long)]
+    threads: Option<usize>,
     /// This process fills batch groups g with g % n == i (run n processes for n GPUs/nodes).
     #[arg(long, default_value = "0/1")]
     shard: Shard,
@@ -97,6 +100,7 @@ fn apply(args: &RunArgs) -> Result<ExtractConfig> {
     set!(c.video.pool, args.video_pool);
     set!(c.run.batch_size, args.batch_size);
     set!(c.run.workers, args.workers);
+    set!(c.run.threads, args.threads);
     set!(c.run.only, args.only);
     c.validate()?;
     Ok(c)
@@ -131,8 +135,16 @@ impl Progress for Bars {
             pb.finish_and_clear();
         }
         eprintln!(
-            "{stage:>7}: {} written, {} already done, {} faults, {:.1} s",
-            s.written, s.already_done, s.faults, s.seconds
+            "{stage:>7}: {} written, {} already done, {} faults, {:.2} s \
+             (decode {:.2} s over workers, device {:.2} s, waiting {:.2} s, writing {:.2} s)",
+            s.written,
+            s.already_done,
+            s.faults,
+            s.seconds,
+            s.prepare_seconds,
+            s.compute_seconds,
+            s.wait_seconds,
+            s.write_seconds
         );
     }
     fn warn(&self, msg: &str) {
@@ -147,11 +159,13 @@ impl Progress for Bars {
 pub fn run(args: RunArgs) -> Result<()> {
     let cfg = apply(&args).with_context(|| format!("reading {}", args.config.display()))?;
     eprintln!(
-        "extract: {} -> {} on {} ({}), store {:?}, shard {}/{}",
+        "extract: {} -> {} on {} ({}, {} decode workers, {} intra-op threads), store {:?}, shard {}/{}",
         cfg.data.manifest.display(),
         cfg.store.path.display(),
         cfg.run.device,
         cfg.run.dtype,
+        cfg.run.workers,
+        cfg.run.intra_op_threads(),
         cfg.store.dtype,
         args.shard.index,
         args.shard.count

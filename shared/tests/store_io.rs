@@ -4,7 +4,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Map, Value};
 use weld_cache::store::{
-    verify, verify_with, ArraySpec, FeatureStore, ProblemKind, StoreDtype, StoreError, StoreReader,
+    verify, verify_with, ArraySpec, FeatureStore, ProblemKind, SampleWrite, StoreDtype, StoreError,
+    StoreReader,
 };
 use weld_cache::Error;
 
@@ -210,6 +211,97 @@ fn refusals_write_nothing() {
         store_err(store.write_sample("nope", 0, &[0.0]).unwrap_err()),
         StoreError::NoSuchArray { .. }
     ));
+}
+
+/// Batched writes (one sync round per batch) store exactly what per-sample writes store, and
+/// refuse as a whole: a bad item leaves every chunk and marker as it was.
+#[test]
+fn batched_writes_equal_single_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let specs = [
+        ArraySpec::new("g/a", &[3, 5], StoreDtype::F16),
+        ArraySpec::new("b", &[4], StoreDtype::F32),
+    ];
+    let open = |name: &str| {
+        let s = FeatureStore::create(&dir.path().join(name), 4, Map::new()).unwrap();
+        for spec in &specs {
+            s.ensure_array(spec).unwrap();
+        }
+        s
+    };
+    let (single, batched) = (open("single.zarr"), open("batched.zarr"));
+    let data: Vec<(&str, usize, Vec<f32>)> = (0..4)
+        .flat_map(|i| [("g/a", i, values(15, i)), ("b", i, values(4, 10 + i))])
+        .collect();
+    for (a, i, d) in &data {
+        single.write_sample(a, *i, d).unwrap();
+        single.mark_done(a, *i).unwrap();
+    }
+    let items: Vec<SampleWrite> = data
+        .iter()
+        .map(|(array, index, d)| SampleWrite {
+            array,
+            index: *index,
+            data: d,
+        })
+        .collect();
+    batched.write_samples(&items).unwrap();
+    assert!(!batched.is_done("g/a", 0), "written is not done");
+    let pairs: Vec<(&str, usize)> = data.iter().map(|(a, i, _)| (*a, *i)).collect();
+    batched.mark_done_many(&pairs).unwrap();
+    for (a, i, _) in &data {
+        let rel = format!("{a}/c/{i}/0{}", if *a == "b" { "" } else { "/0" });
+        let one = std::fs::read(single.path().join(&rel)).unwrap();
+        let many = std::fs::read(batched.path().join(&rel)).unwrap();
+        assert_eq!(one, many, "{rel}");
+        assert_eq!(
+            single.marker(a, *i).unwrap(),
+            batched.marker(a, *i).unwrap()
+        );
+        assert!(batched.marker(a, *i).unwrap().is_some());
+    }
+
+    // One non-finite item: nothing of the batch is written, done samples stay done.
+    let chunk = batched.path().join("g/a/c/0/0/0");
+    let before = std::fs::read(&chunk).unwrap();
+    let mut bad = values(4, 99);
+    bad[2] = f32::NAN;
+    let fresh = values(15, 50);
+    let e = batched
+        .write_samples(&[
+            SampleWrite {
+                array: "g/a",
+                index: 0,
+                data: &fresh,
+            },
+            SampleWrite {
+                array: "b",
+                index: 1,
+                data: &bad,
+            },
+        ])
+        .unwrap_err();
+    assert!(matches!(
+        store_err(e),
+        StoreError::NonFinite { index: 1, .. }
+    ));
+    assert_eq!(std::fs::read(&chunk).unwrap(), before);
+    assert!(batched.is_done("g/a", 0) && batched.is_done("b", 1));
+
+    // Marking refuses as a whole too: a missing chunk leaves the other pair unmarked.
+    let c = ArraySpec::new("extra", &[2], StoreDtype::F32);
+    batched.ensure_array(&c).unwrap();
+    batched.write_sample("extra", 0, &[1.0, 2.0]).unwrap();
+    let e = batched
+        .mark_done_many(&[("extra", 0), ("extra", 3)])
+        .unwrap_err();
+    assert!(matches!(
+        store_err(e),
+        StoreError::MissingChunk { index: 3, .. }
+    ));
+    assert!(!batched.is_done("extra", 0));
+    batched.mark_done_many(&[("extra", 0)]).unwrap();
+    assert!(batched.is_done("extra", 0));
 }
 
 #[test]

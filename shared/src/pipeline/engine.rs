@@ -6,11 +6,12 @@
 //! sample still to do is recomputed whole (the done samples are not rewritten), so every forward
 //! sees exactly the batch an uninterrupted run sees.
 use crate::data::SampleError;
-use crate::store::{FeatureStore, StoreDtype};
+use crate::store::{FeatureStore, SampleWrite, StoreDtype};
 use crate::{Error, Result};
 use crossbeam_channel::bounded;
 use rayon::prelude::*;
 use serde::Serialize;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 /// One fault: a sample whose modality could not be extracted. Serialised in the report.
@@ -46,7 +47,16 @@ pub struct StageSummary {
     pub written: usize,
     /// Samples that faulted in this run.
     pub faults: usize,
+    /// Wall time of the stage.
     pub seconds: f64,
+    /// Decode + preprocess time summed over the workers (they overlap the device step).
+    pub prepare_seconds: f64,
+    /// Device step time (forwards, pooling, copies to host) on the calling thread.
+    pub compute_seconds: f64,
+    /// Time the calling thread waited for prepared groups (decode not keeping up).
+    pub wait_seconds: f64,
+    /// Writer thread time (encode, chunk writes, syncs, markers).
+    pub write_seconds: f64,
 }
 
 /// Progress display, implemented by the binary (indicatif) or a no-op.
@@ -141,41 +151,63 @@ impl StageRun<'_> {
             .map_err(|e| Error::Msg(format!("cannot start decode workers: {e}")))?;
         type Prepared<P> = Vec<(usize, std::result::Result<P, SampleError>)>;
         let (group_tx, group_rx) = bounded::<Prepared<P>>(self.queue);
-        let (write_tx, write_rx) = bounded::<(usize, SampleOutput)>(self.queue * 8);
+        let (write_tx, write_rx) = bounded::<Vec<(usize, SampleOutput)>>(self.queue);
         let store = self.store;
         let arrays = &self.arrays;
         let prepare = &prepare;
+        let prepare_ns = AtomicU64::new(0);
+        let prepare_ns = &prepare_ns;
+        let timed_prepare = move |i: usize| {
+            let t = Instant::now();
+            let p = prepare(i);
+            prepare_ns.fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            p
+        };
 
         let outcome: Result<()> = std::thread::scope(|scope| {
             let producer = scope.spawn(move || {
                 for group in pending {
                     let prepared: Prepared<P> =
-                        pool.install(|| group.par_iter().map(|&i| (i, prepare(i))).collect());
+                        pool.install(|| group.par_iter().map(|&i| (i, timed_prepare(i))).collect());
                     if group_tx.send(prepared).is_err() {
                         break; // consumer stopped (strict fault or error)
                     }
                 }
             });
-            let writer = scope.spawn(move || -> Result<usize> {
+            let writer = scope.spawn(move || -> Result<(usize, f64)> {
                 let mut written = 0;
-                for (i, outputs) in write_rx {
-                    for (array, data) in &outputs {
-                        if !store.is_done(array, i) {
-                            store.write_sample(array, i, data)?;
-                        }
-                    }
-                    for (array, _) in &outputs {
-                        if !store.is_done(array, i) {
-                            store.mark_done(array, i)?;
-                        }
-                    }
-                    written += 1;
+                let mut busy = 0.0;
+                // One group at a time: all its chunks, one sync round, then all its markers.
+                for group in write_rx {
+                    let t = Instant::now();
+                    let items: Vec<SampleWrite> = group
+                        .iter()
+                        .flat_map(|(i, outputs)| {
+                            outputs
+                                .iter()
+                                .filter(|(array, _)| !store.is_done(array, *i))
+                                .map(|(array, data)| SampleWrite {
+                                    array,
+                                    index: *i,
+                                    data,
+                                })
+                        })
+                        .collect();
+                    store.write_samples(&items)?;
+                    let done: Vec<(&str, usize)> =
+                        items.iter().map(|w| (w.array, w.index)).collect();
+                    store.mark_done_many(&done)?;
+                    written += group.len();
+                    busy += t.elapsed().as_secs_f64();
                 }
-                Ok(written)
+                Ok((written, busy))
             });
 
             let mut consume = || -> Result<()> {
-                for prepared in group_rx.iter() {
+                loop {
+                    let t_wait = Instant::now();
+                    let Ok(prepared) = group_rx.recv() else { break };
+                    summary.wait_seconds += t_wait.elapsed().as_secs_f64();
                     let mut ok = Vec::with_capacity(prepared.len());
                     let mut newly_needed = 0u64;
                     for (i, p) in prepared {
@@ -202,6 +234,7 @@ impl StageRun<'_> {
                     let needed: Vec<bool> = ok.iter().map(|(_, _, n)| *n).collect();
                     let indices: Vec<usize> = ok.iter().map(|(i, _, _)| *i).collect();
                     if needed.iter().any(|&n| n) {
+                        let t_compute = Instant::now();
                         let outputs = compute(ok.into_iter().map(|(i, p, _)| (i, p)).collect())?;
                         if outputs.len() != indices.len() {
                             return Err(Error::Msg(format!(
@@ -211,6 +244,8 @@ impl StageRun<'_> {
                                 indices.len()
                             )));
                         }
+                        summary.compute_seconds += t_compute.elapsed().as_secs_f64();
+                        let mut to_write = Vec::with_capacity(indices.len());
                         for ((i, out), need) in indices.iter().zip(outputs).zip(needed) {
                             if !need {
                                 continue;
@@ -245,7 +280,10 @@ impl StageRun<'_> {
                                 }
                                 continue;
                             }
-                            write_tx.send((*i, out)).map_err(|_| {
+                            to_write.push((*i, out));
+                        }
+                        if !to_write.is_empty() {
+                            write_tx.send(to_write).map_err(|_| {
                                 Error::Msg("feature writer stopped unexpectedly".into())
                             })?;
                         }
@@ -264,10 +302,13 @@ impl StageRun<'_> {
                 .join()
                 .map_err(|_| Error::Msg("decode thread panicked".into()))?;
             consumed?;
-            summary.written = written?;
+            let (written, busy) = written?;
+            summary.written = written;
+            summary.write_seconds = busy;
             Ok(())
         });
         outcome?;
+        summary.prepare_seconds = prepare_ns.load(Ordering::Relaxed) as f64 * 1e-9;
         summary.seconds = t0.elapsed().as_secs_f64();
         progress.finish(self.name, &summary);
         Ok(summary)

@@ -70,6 +70,7 @@ pub fn run_extract(
     progress: &dyn Progress,
 ) -> Result<ExtractReport> {
     cfg.validate()?;
+    tch::set_num_threads(cfg.run.intra_op_threads() as i32);
     let t0 = Instant::now();
     let manifest = Manifest::read(&cfg.data.manifest)?;
     let n = manifest.samples.len();

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::fsutil::{read_json, to_json_bytes, write_atomic_via};
+use super::fsutil::{fsync_all, read_json, to_json_bytes, write_atomic_via};
 use super::StoreError;
 use crate::{Error, Result};
 
@@ -37,6 +37,44 @@ pub(crate) fn write_marker(root: &Path, array: &str, index: usize, m: &Marker) -
     let v = serde_json::to_value(m).expect("a marker serialises");
     let tmp = format!(".{index}.json.tmp");
     write_atomic_via(&marker_path(root, array, index), &tmp, &to_json_bytes(&v))
+}
+
+/// [`write_marker`] for many samples at once, with the same guarantees and fewer sync rounds:
+/// every temporary file is written, then all are fsync'ed concurrently, renamed into place, and
+/// their folders fsync'ed concurrently.
+pub(crate) fn write_markers(root: &Path, markers: &[(&str, usize, Marker)]) -> Result<()> {
+    if markers.len() == 1 {
+        let (array, index, m) = &markers[0];
+        return write_marker(root, array, *index, m);
+    }
+    let mut tmps = Vec::with_capacity(markers.len());
+    let mut dirs = Vec::new();
+    let result = (|| -> Result<()> {
+        for (array, index, m) in markers {
+            let dir = marker_dir(root, array);
+            if !dirs.contains(&dir) {
+                fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+                dirs.push(dir.clone());
+            }
+            let tmp = dir.join(format!(".{index}.json.tmp"));
+            let v = serde_json::to_value(m).expect("a marker serialises");
+            fs::write(&tmp, to_json_bytes(&v)).map_err(|e| Error::io(&tmp, e))?;
+            tmps.push(tmp);
+        }
+        fsync_all(&tmps)?;
+        for ((array, index, _), tmp) in markers.iter().zip(&tmps) {
+            let path = marker_path(root, array, *index);
+            fs::rename(tmp, &path).map_err(|e| Error::io(path, e))?;
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        for t in &tmps {
+            let _ = fs::remove_file(t);
+        }
+    }
+    result?;
+    fsync_all(&dirs)
 }
 
 /// Reads a marker; `Ok(None)` when absent.

@@ -46,7 +46,7 @@ pub use error::StoreError;
 pub use markers::Marker;
 pub use reader::{ArrayReader, MappedChunk, StoreReader};
 pub use verify::{verify, verify_with, ArrayVerify, Problem, ProblemKind, VerifyReport};
-pub use writer::FeatureStore;
+pub use writer::{FeatureStore, SampleWrite};
 
 use serde::{Deserialize, Serialize};
 

@@ -1,30 +1,57 @@
 //! [`FeatureStore`]: the read-write handle used by extraction. Creates the group and the arrays
 //! (with `zarrs`, through a temporary folder renamed into place so concurrent processes agree),
-//! writes one sample per chunk (converted, refused when non-finite or out of range, fsync'ed) and
-//! marks samples done with per-sample marker files.
+//! writes one sample per chunk (converted, refused when non-finite or out of range, fsync'ed;
+//! chunk files are plain little-endian bytes, written directly so that a batch of chunks shares
+//! one concurrent sync round) and marks samples done with per-sample marker files.
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
 use serde_json::{json, Map, Value};
 use zarrs::array::codec::BytesCodec;
-use zarrs::array::{Array, ArrayBuilder, ArrayMetadataOptions, CodecOptions};
+use zarrs::array::{Array, ArrayBuilder, ArrayMetadataOptions};
 use zarrs::filesystem::FilesystemStore;
 use zarrs::group::GroupBuilder;
 
 use super::convert::{encode, scan, EncodeFault, Encoded};
 use super::fsutil::{
-    fsync_dir, fsync_file, rename_dir_if_absent, to_json_bytes, unique_tmp_name, write_atomic,
+    fsync_all, fsync_dir, fsync_file, rename_dir_if_absent, to_json_bytes, unique_tmp_name,
+    write_atomic,
 };
 use super::layout::{list_arrays, list_leftovers, node_type, read_array, read_group, ArrayLayout};
 use super::markers::{self, Marker, MARKER_DIR};
 use super::{validate_name, ArraySpec, StoreDtype, StoreError, FORMAT_VERSION, STORE_ATTR};
 use crate::{Error, Result};
 
-/// An open array: its layout and the `zarrs` handle that writes its chunks.
+/// An open array (its metadata checked by `zarrs` when opened).
 struct WriteArray {
     layout: ArrayLayout,
-    zarr: Array<FilesystemStore>,
+}
+
+/// One sample of one array to write: `data` is f32 in the array's row-major sample layout
+/// (`len == product(sample_shape)`).
+#[derive(Debug, Clone, Copy)]
+pub struct SampleWrite<'a> {
+    pub array: &'a str,
+    pub index: usize,
+    pub data: &'a [f32],
+}
+
+/// The bytes of a chunk file: the zarr v3 `bytes` codec, little-endian, no compression.
+fn le_bytes(e: Encoded) -> Vec<u8> {
+    #[cfg(target_endian = "little")]
+    let bytes = match e {
+        Encoded::F16(v) => bytemuck::cast_slice(&v).to_vec(),
+        Encoded::Bf16(v) => bytemuck::cast_slice(&v).to_vec(),
+        Encoded::F32(v) => bytemuck::cast_slice(&v).to_vec(),
+    };
+    #[cfg(target_endian = "big")]
+    let bytes = match e {
+        Encoded::F16(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        Encoded::Bf16(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        Encoded::F32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+    };
+    bytes
 }
 
 /// Read-write handle on a store. `Send + Sync`: writer threads share one handle; several
@@ -245,6 +272,9 @@ impl FeatureStore {
                     }
                     .into())
                 }
+                // A concurrent creator may have renamed the group into place between the read
+                // of its zarr.json above and this check: look again before refusing.
+                None if dir.exists() && node_type(&dir)?.as_deref() == Some("group") => continue,
                 None if dir.exists() => {
                     return Err(StoreError::BadName {
                         name: name.into(),
@@ -305,9 +335,9 @@ impl FeatureStore {
     }
 
     fn cache_array(&self, layout: ArrayLayout) -> Result<Arc<WriteArray>> {
-        let zarr = Array::open(self.zarr.clone(), &format!("/{}", layout.spec.name))
+        Array::open(self.zarr.clone(), &format!("/{}", layout.spec.name))
             .map_err(|e| zarrs_err(&layout.dir, e))?;
-        let handle = Arc::new(WriteArray { layout, zarr });
+        let handle = Arc::new(WriteArray { layout });
         let mut map = self.arrays.write().unwrap();
         Ok(map
             .entry(handle.layout.spec.name.clone())
@@ -371,7 +401,65 @@ impl FeatureStore {
     /// error; nothing is written then. Removes an existing marker first (the sample is not done
     /// until [`mark_done`](Self::mark_done)); records the sample's abs max for its marker.
     pub fn write_sample(&self, array: &str, index: usize, data: &[f32]) -> Result<()> {
-        let h = self.handle(array)?;
+        self.write_samples(&[SampleWrite { array, index, data }])
+    }
+
+    /// [`write_sample`](Self::write_sample) for several samples (e.g. every array of a batch
+    /// group) with one sync round: every item is checked and encoded first (any refusal writes
+    /// nothing), then all chunk files are written, then they and their folders are fsync'ed
+    /// concurrently. On return every chunk is durable, and no item is marked done.
+    pub fn write_samples(&self, items: &[SampleWrite<'_>]) -> Result<()> {
+        let mut encoded = Vec::with_capacity(items.len());
+        for it in items {
+            let h = self.handle(it.array)?;
+            let (bytes, abs_max) = self.encode_sample(&h, it)?;
+            encoded.push((bytes, abs_max, h));
+        }
+        for it in items {
+            self.pending
+                .lock()
+                .unwrap()
+                .remove(&(it.array.to_string(), it.index));
+            markers::remove_marker(&self.root, it.array, it.index)?;
+        }
+        let mut to_sync: Vec<PathBuf> = Vec::with_capacity(2 * items.len());
+        for (it, (bytes, _, h)) in items.iter().zip(&encoded) {
+            let chunk_path = h.layout.chunk_path(it.index);
+            let parent = chunk_path.parent().expect("a chunk lies inside its array");
+            // Folders this write creates must be durable too: each one and its parent.
+            let mut created = Vec::new();
+            let mut d = parent;
+            while !d.exists() {
+                created.push(d.to_path_buf());
+                match d.parent() {
+                    Some(p) if p.starts_with(&h.layout.dir) => d = p,
+                    _ => break,
+                }
+            }
+            if !created.is_empty() {
+                std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+                to_sync.push(d.to_path_buf());
+            }
+            std::fs::write(&chunk_path, bytes).map_err(|e| Error::io(&chunk_path, e))?;
+            to_sync.push(chunk_path.clone());
+            to_sync.extend(created);
+            to_sync.push(parent.to_path_buf());
+        }
+        to_sync.sort();
+        to_sync.dedup();
+        fsync_all(&to_sync)?;
+        let mut pending = self.pending.lock().unwrap();
+        for (it, (_, abs_max, h)) in items.iter().zip(encoded) {
+            let nbytes = h.layout.spec.chunk_nbytes() as u64;
+            let marker = Marker { abs_max, nbytes };
+            pending.insert((it.array.to_string(), it.index), marker);
+        }
+        Ok(())
+    }
+
+    /// Checks one item and encodes it: (the chunk file's bytes, abs max of the stored values).
+    fn encode_sample(&self, h: &WriteArray, it: &SampleWrite<'_>) -> Result<(Vec<u8>, f32)> {
+        let (array, index, data) = (it.array, it.index, it.data);
         self.check_index(array, index)?;
         let spec = &h.layout.spec;
         if data.len() != spec.sample_len() {
@@ -405,31 +493,7 @@ impl FeatureStore {
             }
             .into()
         })?;
-        let key = (array.to_string(), index);
-        self.pending.lock().unwrap().remove(&key);
-        markers::remove_marker(&self.root, array, index)?;
-
-        let mut chunk_index = vec![index as u64];
-        chunk_index.extend(std::iter::repeat_n(0u64, spec.sample_shape.len()));
-        let options = CodecOptions::default().with_store_empty_chunks(true);
-        let chunk_path = h.layout.chunk_path(index);
-        let stored = match &encoded {
-            Encoded::F16(v) => h.zarr.store_chunk_opt(&chunk_index, v.as_slice(), &options),
-            Encoded::Bf16(v) => h.zarr.store_chunk_opt(&chunk_index, v.as_slice(), &options),
-            Encoded::F32(v) => h.zarr.store_chunk_opt(&chunk_index, v.as_slice(), &options),
-        };
-        stored.map_err(|e| zarrs_err(&chunk_path, e))?;
-        // zarrs' filesystem store has already `sync_all`ed the chunk file; make its (possibly
-        // new) directory entry durable too.
-        if let Some(parent) = chunk_path.parent() {
-            fsync_dir(parent)?;
-        }
-        let marker = Marker {
-            abs_max,
-            nbytes: spec.chunk_nbytes() as u64,
-        };
-        self.pending.lock().unwrap().insert(key, marker);
-        Ok(())
+        Ok((le_bytes(encoded), abs_max))
     }
 
     /// Marks sample `index` of `array` done: checks that its chunk exists with the right size,
@@ -437,6 +501,26 @@ impl FeatureStore {
     /// [`write_sample`](Self::write_sample) of this handle, or is computed from the chunk (which
     /// must then be finite) when another handle wrote it.
     pub fn mark_done(&self, array: &str, index: usize) -> Result<()> {
+        self.mark_done_many(&[(array, index)])
+    }
+
+    /// [`mark_done`](Self::mark_done) for several (array, sample) pairs with one sync round for
+    /// all their markers. Every pair is checked before any marker is written.
+    pub fn mark_done_many(&self, items: &[(&str, usize)]) -> Result<()> {
+        let mut found = Vec::with_capacity(items.len());
+        for &(array, index) in items {
+            found.push((array, index, self.chunk_marker(array, index)?));
+        }
+        markers::write_markers(&self.root, &found)?;
+        let mut pending = self.pending.lock().unwrap();
+        for &(array, index) in items {
+            pending.remove(&(array.to_string(), index));
+        }
+        Ok(())
+    }
+
+    /// The marker of a written chunk (checked to exist with the right size).
+    fn chunk_marker(&self, array: &str, index: usize) -> Result<Marker> {
         let h = self.handle(array)?;
         self.check_index(array, index)?;
         let spec = &h.layout.spec;
@@ -468,30 +552,28 @@ impl FeatureStore {
             .pending
             .lock()
             .unwrap()
-            .remove(&(array.to_string(), index));
-        let marker = match pending {
-            Some(m) => m,
-            None => {
-                fsync_file(&chunk_path)?;
-                let bytes = std::fs::read(&chunk_path).map_err(|e| Error::io(&chunk_path, e))?;
-                let s = scan(spec.dtype, &bytes);
-                if let Some((element, value)) = s.non_finite {
-                    return Err(StoreError::NonFinite {
-                        path: chunk_path,
-                        array: array.into(),
-                        index,
-                        element,
-                        value,
-                    }
-                    .into());
-                }
-                Marker {
-                    abs_max: s.abs_max,
-                    nbytes: expected,
-                }
+            .get(&(array.to_string(), index))
+            .copied();
+        if let Some(m) = pending {
+            return Ok(m);
+        }
+        fsync_file(&chunk_path)?;
+        let bytes = std::fs::read(&chunk_path).map_err(|e| Error::io(&chunk_path, e))?;
+        let s = scan(spec.dtype, &bytes);
+        if let Some((element, value)) = s.non_finite {
+            return Err(StoreError::NonFinite {
+                path: chunk_path,
+                array: array.into(),
+                index,
+                element,
+                value,
             }
-        };
-        markers::write_marker(&self.root, array, index, &marker)
+            .into());
+        }
+        Ok(Marker {
+            abs_max: s.abs_max,
+            nbytes: expected,
+        })
     }
 
     /// Whether sample `index` of `array` is done (its marker exists).

@@ -272,9 +272,9 @@ impl FeatureStore {
                     }
                     .into())
                 }
-                // A concurrent creator may have renamed the group into place between the read
-                // of its zarr.json above and this check: look again before refusing.
-                None if dir.exists() && node_type(&dir)?.as_deref() == Some("group") => continue,
+                // A concurrent creator may be putting the group into place: give it a moment
+                // (observed in a 6-thread creation race) before refusing.
+                None if dir.exists() && wait_for_group(&dir)? => continue,
                 None if dir.exists() => {
                     return Err(StoreError::BadName {
                         name: name.into(),
@@ -645,4 +645,15 @@ impl FeatureStore {
         }
         super::fsutil::read_json(&path).map(Some)
     }
+}
+
+/// Whether `dir` becomes a zarr group within about a second (a concurrent creator's rename).
+fn wait_for_group(dir: &Path) -> Result<bool> {
+    for _ in 0..200 {
+        if node_type(dir)?.as_deref() == Some("group") {
+            return Ok(true);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    Ok(false)
 }

@@ -3,7 +3,7 @@ use super::config::{ExtractConfig, Shard, StageKind};
 use super::engine::{batch_groups, Fault, Progress, StageRun, StageSummary};
 use super::provenance::{model_provenance, record_or_check};
 use super::stages::*;
-use crate::backbones::{ast::Ast, clip::ClipText, dinov3::Dinov3, vjepa2::VJepa2};
+use crate::backbones::{ast::Ast, clip::ClipText, dinov3::Dinov3, parse_kind, vjepa2::VJepa2};
 use crate::data::manifest::Manifest;
 use crate::device::parse_device;
 use crate::preprocess::fbank::{Fbank, FbankConfig};
@@ -31,18 +31,6 @@ pub struct ExtractReport {
     pub stages: Vec<StageSummary>,
     pub faults: Vec<Fault>,
     pub seconds: f64,
-}
-
-/// Parses a compute dtype name.
-pub fn parse_kind(s: &str) -> Result<Kind> {
-    match s {
-        "f32" | "float32" => Ok(Kind::Float),
-        "bf16" | "bfloat16" => Ok(Kind::BFloat16),
-        "f16" | "float16" => Ok(Kind::Half),
-        _ => Err(Error::Msg(format!(
-            "unknown dtype `{s}` (expected f32, bf16 or f16)"
-        ))),
-    }
 }
 
 /// The store's group attributes: the sample table. Every process of a run must agree on it.

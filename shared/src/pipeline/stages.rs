@@ -23,16 +23,14 @@ use crate::{Error, Result};
 use std::path::Path;
 use tch::{Device, Kind, Tensor};
 
-pub const VIDEO_TOKENS: &str = "video/tokens";
-pub const AUDIO_TOKENS: &str = "audio/tokens";
+pub use crate::train::store_source::{
+    AUDIO_TOKENS, IMAGE_POOLED, SENSOR_RAW, TEXT_FILE, VIDEO_TOKENS,
+};
 pub const AUDIO_STARTS: &str = "audio/window_start_s";
-pub const IMAGE_POOLED: &str = "image/pooled";
-pub const SENSOR_RAW: &str = "sensor/raw";
-pub const TEXT_FILE: &str = "text_embed.json";
 
-/// Name of the token array of DINOv3 hidden-state index `layer`.
+/// Name of the token array of DINOv3 hidden-state index `layer` (the schema `train-head` reads).
 pub fn image_tokens_name(layer: usize) -> String {
-    format!("image/tokens_L{layer}")
+    crate::train::store_source::image_tokens_name(layer as i64)
 }
 
 /// The per-sample inputs every stage starts from.

@@ -12,21 +12,8 @@ use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// Class names of the Intel welding dataset, indexed by class code.
-pub const CLASS_NAMES: [&str; 12] = [
-    "good",
-    "excessive_penetration",
-    "burnthrough",
-    "porosity",
-    "porosity_w_excessive_penetration",
-    "undercut",
-    "overlap",
-    "lack_of_fusion",
-    "excessive_convexity",
-    "spatter",
-    "warping",
-    "crater_cracks",
-];
+/// Class names of the Intel welding dataset, indexed by class code (one table: the manifest's).
+pub use crate::data::manifest::CLASS_NAMES;
 
 /// `"CC_name"` for a class code (`"00_good"`), `"CC_unknown"` outside the table.
 pub fn class_key(code: u8) -> String {

@@ -234,7 +234,7 @@ impl Ast {
 
     /// Number of parameters of the loaded (run) part of the model.
     pub fn num_parameters(&self) -> i64 {
-        self.vs.variables().values().map(|t| t.numel() as i64).sum()
+        common::num_parameters(&self.vs)
     }
 
     fn check_input(&self, x: &Tensor) -> Result<()> {
@@ -285,15 +285,15 @@ impl Ast {
     pub fn forward_hidden(&self, input_values: &Tensor) -> Result<Vec<Tensor>> {
         self.check_input(input_values)?;
         Ok(tch::no_grad(|| {
-            let mut h = self.embed(input_values);
-            let mut out = vec![h.shallow_clone()];
-            for b in &self.blocks {
-                h = b.forward(&h, self.config.num_attention_heads, self.act);
-                out.push(h.shallow_clone());
-            }
-            let last = out.pop().expect("at least the embedding output");
-            out.push(self.norm.forward(&last));
-            out
+            let h = self.embed(input_values);
+            let n = self.blocks.len();
+            common::run_blocks(
+                h,
+                n,
+                |i, h| self.blocks[i].forward(h, self.config.num_attention_heads, self.act),
+                &self.norm,
+                true,
+            )
         }))
     }
 
@@ -301,11 +301,16 @@ impl Ast {
     pub fn forward_last(&self, input_values: &Tensor) -> Result<Tensor> {
         self.check_input(input_values)?;
         Ok(tch::no_grad(|| {
-            let mut h = self.embed(input_values);
-            for b in &self.blocks {
-                h = b.forward(&h, self.config.num_attention_heads, self.act);
-            }
-            self.norm.forward(&h)
+            let h = self.embed(input_values);
+            let n = self.blocks.len();
+            let mut out = common::run_blocks(
+                h,
+                n,
+                |i, h| self.blocks[i].forward(h, self.config.num_attention_heads, self.act),
+                &self.norm,
+                false,
+            );
+            out.pop().expect("run_blocks returns the last state")
         }))
     }
 }

@@ -146,3 +146,29 @@ pub(crate) fn load_into(
 pub(crate) fn store(device: Device) -> nn::VarStore {
     nn::VarStore::new(device)
 }
+
+/// Number of parameters held by a loaded backbone's `VarStore`.
+pub(crate) fn num_parameters(vs: &nn::VarStore) -> i64 {
+    vs.variables().values().map(|t| t.numel() as i64).sum()
+}
+
+/// Runs the blocks over the embedding output `h` and returns every hidden state with the final
+/// LayerNorm applied to the last one (transformers 4.56-4.57 semantics), or only the normed last
+/// state when `keep_all` is false. [B, L, D] each.
+pub(crate) fn run_blocks(
+    mut h: Tensor,
+    blocks: usize,
+    block: impl Fn(usize, &Tensor) -> Tensor,
+    norm: &LayerNorm,
+    keep_all: bool,
+) -> Vec<Tensor> {
+    let mut out = Vec::with_capacity(if keep_all { blocks + 1 } else { 1 });
+    for i in 0..blocks {
+        if keep_all {
+            out.push(h.shallow_clone());
+        }
+        h = block(i, &h);
+    }
+    out.push(norm.forward(&h));
+    out
+}

@@ -298,7 +298,7 @@ impl VJepa2 {
 
     /// Number of parameters of the loaded (run) part of the model.
     pub fn num_parameters(&self) -> i64 {
-        self.vs.variables().values().map(|t| t.numel() as i64).sum()
+        common::num_parameters(&self.vs)
     }
 
     fn check_input(&self, x: &Tensor) -> Result<()> {
@@ -350,16 +350,15 @@ impl VJepa2 {
     pub fn forward_hidden(&self, pixel_values_videos: &Tensor) -> Result<Vec<Tensor>> {
         self.check_input(pixel_values_videos)?;
         Ok(tch::no_grad(|| {
-            let (mut h, rope) = self.embed(pixel_values_videos);
-            let heads = self.config.num_attention_heads;
-            let mut out = vec![h.shallow_clone()];
-            for b in &self.blocks {
-                h = b.forward(&h, &rope, heads, self.act);
-                out.push(h.shallow_clone());
-            }
-            let last = out.pop().expect("at least the embedding output");
-            out.push(self.norm.forward(&last));
-            out
+            let (h, rope) = self.embed(pixel_values_videos);
+            let n = self.blocks.len();
+            common::run_blocks(
+                h,
+                n,
+                |i, h| self.blocks[i].forward(h, &rope, self.config.num_attention_heads, self.act),
+                &self.norm,
+                true,
+            )
         }))
     }
 
@@ -367,11 +366,16 @@ impl VJepa2 {
     pub fn forward_last(&self, pixel_values_videos: &Tensor) -> Result<Tensor> {
         self.check_input(pixel_values_videos)?;
         Ok(tch::no_grad(|| {
-            let (mut h, rope) = self.embed(pixel_values_videos);
-            for b in &self.blocks {
-                h = b.forward(&h, &rope, self.config.num_attention_heads, self.act);
-            }
-            self.norm.forward(&h)
+            let (h, rope) = self.embed(pixel_values_videos);
+            let n = self.blocks.len();
+            let mut out = common::run_blocks(
+                h,
+                n,
+                |i, h| self.blocks[i].forward(h, &rope, self.config.num_attention_heads, self.act),
+                &self.norm,
+                false,
+            );
+            out.pop().expect("run_blocks returns the last state")
         }))
     }
 }

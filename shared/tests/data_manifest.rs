@@ -5,20 +5,12 @@ use std::path::{Path, PathBuf};
 use weld_cache::data::{Manifest, Split, CLASS_NAMES};
 use weld_cache::Error;
 
-/// `WELD_INTEL_MANIFEST`, else `<repo>/../shared/data/intel_manifest.csv` (where CI has it),
-/// else `<repo>/../../shared/data/intel_manifest.csv` (a checkout one folder deeper). The test
-/// fails when none exists.
+/// `WELD_INTEL_MANIFEST`, else the copy kept in the repository (`shared/tests/data/`).
 fn real_manifest() -> PathBuf {
     if let Ok(p) = std::env::var("WELD_INTEL_MANIFEST") {
         return PathBuf::from(p);
     }
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let first = repo.join("../shared/data/intel_manifest.csv");
-    let second = repo.join("../../shared/data/intel_manifest.csv");
-    if !first.exists() && second.exists() {
-        return second;
-    }
-    first
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/intel_manifest.csv")
 }
 
 #[test]

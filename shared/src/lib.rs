@@ -4,7 +4,8 @@
 //! Data flow, one module per concern:
 //! `data` (manifest, sample discovery, decoders, synthetic data) -> `preprocess` (image, video,
 //! Kaldi fbank) -> `backbones` (loader + one file per model) -> `store` (Zarr v3 schema, writer,
-//! reader, markers) -> `heads` -> `train` -> `metrics`.
+//! reader, markers) -> `heads` -> `train` -> `metrics`; `tracking` mirrors a run's history and
+//! metrics into TensorBoard event files.
 //!
 //! The `extract` cargo feature gates everything that needs decoders or backbones; `train-head`
 //! builds without it and can only read the store.
@@ -21,6 +22,7 @@ pub mod pipeline;
 #[cfg(feature = "extract")]
 pub mod preprocess;
 pub mod store;
+pub mod tracking;
 pub mod train;
 
 pub use error::{Error, Result};

@@ -98,9 +98,9 @@ pub struct SyncReport {
     pub images: usize,
 }
 
-/// One writer per event folder for this process: later syncs append to the file the first
-/// one created (a file is never shared between processes).
-static WRITERS: Mutex<Option<HashMap<PathBuf, EventWriter>>> = Mutex::new(None);
+/// The event file this process created in each run folder: later syncs append to it (a file
+/// is never shared between processes; no file handle stays open between syncs).
+static WRITERS: Mutex<Option<HashMap<PathBuf, PathBuf>>> = Mutex::new(None);
 
 fn same_f32(a: f32, b: f64) -> bool {
     let b = b as f32;
@@ -198,14 +198,23 @@ pub fn sync_run_events(
         return Ok(report);
     }
     let mut guard = WRITERS.lock().unwrap_or_else(|p| p.into_inner());
-    let writers = guard.get_or_insert_with(HashMap::new);
-    // a file this process created and that still exists; else a new one
+    let files = guard.get_or_insert_with(HashMap::new);
     let key = std::fs::canonicalize(run_dir).unwrap_or_else(|_| run_dir.to_path_buf());
-    if writers.get(&key).is_none_or(|w| !w.path().is_file()) {
-        writers.insert(key.clone(), EventWriter::create(&dir)?);
+    let mut w = match files.get(&key) {
+        Some(path) if path.is_file() => EventWriter::reopen(path)?,
+        _ => EventWriter::create(&dir)?,
+    };
+    match w.write(&events) {
+        Ok(()) => {
+            files.insert(key, w.path().to_path_buf());
+            Ok(report)
+        }
+        Err(e) => {
+            // a failed write may have left a partial record: never append after it
+            files.remove(&key);
+            Err(e)
+        }
     }
-    writers.get_mut(&key).unwrap().write(&events)?;
-    Ok(report)
 }
 
 /// `(plots/<stem>, path)` of every `run_dir/plots/*.png`, sorted; none is an error.

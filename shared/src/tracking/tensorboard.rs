@@ -495,6 +495,18 @@ impl EventWriter {
         Ok(w)
     }
 
+    /// Reopens, to append to it, an event file this process created earlier.
+    pub fn reopen(path: &Path) -> Result<Self> {
+        let file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map_err(|e| Error::io(path, e))?;
+        Ok(EventWriter {
+            path: path.to_path_buf(),
+            file,
+        })
+    }
+
     /// Appends `events` (one `write` + fsync).
     pub fn write(&mut self, events: &[Event]) -> Result<()> {
         let mut buf = Vec::new();

@@ -261,7 +261,12 @@ mod tests {
             grad_norm: 1.5,
             val_auroc_raw: 0.6 + 0.01 * e,
             val_auroc_ema: Some(0.7),
-            chosen: if epoch % 2 == 0 { "ema" } else { "raw" }.into(),
+            chosen: if epoch.is_multiple_of(2) {
+                "ema"
+            } else {
+                "raw"
+            }
+            .into(),
             diagnostics: vec![("z_spread".into(), 0.1 * e)],
             seconds: 3.25,
         }
@@ -297,8 +302,10 @@ mod tests {
         }
     }
 
+    type ByTagStep<T> = HashMap<(String, i64), T>;
+
     /// (tag, step) -> how often, and the scalar values, of every event file of `run`.
-    fn contents(run: &Path) -> (HashMap<(String, i64), usize>, HashMap<(String, i64), f32>) {
+    fn contents(run: &Path) -> (ByTagStep<usize>, ByTagStep<f32>) {
         let (mut n, mut v) = (HashMap::new(), HashMap::new());
         for f in read_event_dir(&run.join(EVENTS_DIR)).unwrap() {
             for e in f.events {

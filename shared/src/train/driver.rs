@@ -220,6 +220,7 @@ pub fn run_bank<H: BankHead>(setup: &Setup, task: Task) -> Result<Outcome> {
             let mut src = HeadSource::new(feeder, &head);
             let ev = evaluate_best(&head, &vs, &mut src, out, &fingerprint, cfg.eval_batch_size)?;
             write_outputs(out, &ev, &[])?;
+            crate::tracking::sync_run_events(out, &[], Some(&ev.metrics))?;
             write_run_info(
                 out,
                 &RunInfo {

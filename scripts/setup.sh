@@ -41,6 +41,6 @@ if [ "$WITH_TEST" = 1 ]; then
   bash tests/oracle/clip_vocab.sh >/dev/null
 fi
 
-echo "[setup] cargo build --release"
-cargo build --release --workspace
+echo "[setup] building the binaries (scripts/build.sh)"
+bash scripts/build.sh
 echo "[setup] done: binaries in $BIN"

@@ -3,8 +3,10 @@
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+#[cfg(feature = "decoders")]
 mod cmd_data;
 mod cmd_models;
+#[cfg(feature = "decoders")]
 mod cmd_run;
 
 #[derive(Parser)]
@@ -23,8 +25,10 @@ enum Cmd {
     /// Print the libtorch build and whether CUDA is usable.
     Doctor,
     /// Fill (or resume) a feature store: decode, run the frozen backbones, write features.
+    #[cfg(feature = "decoders")]
     Run(cmd_run::RunArgs),
     /// Check a store: shapes, completeness, finiteness, provenance. Exit 0 only when sound.
+    #[cfg(feature = "decoders")]
     Verify(cmd_run::VerifyArgs),
     /// Show a model folder: type, config, parameter count, dtype, weight files + sha256.
     Inspect(cmd_models::InspectArgs),
@@ -33,8 +37,10 @@ enum Cmd {
     /// Write tiny random-weight Hugging Face folders of every backbone.
     InitModels(cmd_models::InitModelsArgs),
     /// Decode every sample of a dataset and report missing or corrupt inputs.
+    #[cfg(feature = "decoders")]
     CheckData(cmd_data::CheckDataArgs),
     /// Write a synthetic weld dataset in the Intel layout.
+    #[cfg(feature = "decoders")]
     Synth(cmd_data::SynthArgs),
 }
 
@@ -42,12 +48,16 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Doctor => print!("{}", weld_cache::device::doctor_report()),
+        #[cfg(feature = "decoders")]
         Cmd::Run(a) => cmd_run::run(a)?,
+        #[cfg(feature = "decoders")]
         Cmd::Verify(a) => cmd_run::verify(a)?,
         Cmd::Inspect(a) => cmd_models::inspect(&a)?,
         Cmd::Forward(a) => cmd_models::forward(&a)?,
         Cmd::InitModels(a) => cmd_models::init_models(&a)?,
+        #[cfg(feature = "decoders")]
         Cmd::CheckData(a) => cmd_data::check_data(a)?,
+        #[cfg(feature = "decoders")]
         Cmd::Synth(a) => cmd_data::synth(a)?,
     }
     Ok(())

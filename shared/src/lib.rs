@@ -6,10 +6,12 @@
 //! Kaldi fbank) -> `backbones` (loader + one file per model) -> `store` (Zarr v3 schema, writer,
 //! reader, markers) -> `heads` -> `train` -> `metrics`.
 //!
-//! The `extract` cargo feature gates everything that needs decoders or backbones; `train-head`
-//! builds without it and can only read the store.
+//! Cargo features: `backbones` gates the frozen backbones and the tensor-side preprocessing
+//! (libtorch only); `extract` adds the decoders (opencv, symphonia), synthetic media, the dataset
+//! checker and the extraction pipeline. `train-head` builds with neither and can only read the
+//! store; `scripts/build.sh` builds each binary on its own so the features never unify.
 
-#[cfg(feature = "extract")]
+#[cfg(feature = "backbones")]
 pub mod backbones;
 pub mod data;
 pub mod device;
@@ -18,7 +20,7 @@ pub mod heads;
 pub mod metrics;
 #[cfg(feature = "extract")]
 pub mod pipeline;
-#[cfg(feature = "extract")]
+#[cfg(feature = "backbones")]
 pub mod preprocess;
 pub mod store;
 pub mod train;

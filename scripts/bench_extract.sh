@@ -11,7 +11,7 @@
 # run writes bench/results_extract.md.
 # To compare two builds: EXTRACT_BIN=/path/to/old/extract BENCH_CONFIG=old_demo.toml OUT=old.md.
 # Real media size (issue 11): bash scripts/bench_extract.sh --geometry real [SAMPLES] [DEVICE]
-#   runs scripts/bench_extract_real.sh (default 24 samples; writes the same results file).
+#   runs scripts/bench_extract_real.sh (default 16 samples; writes the same results file).
 set -euo pipefail
 if [ "${1:-}" = "--geometry" ]; then
   case "${2:-}" in

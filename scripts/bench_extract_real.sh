@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark (not a test) at the real dataset's media size: `extract run` against the Python
 # pipeline (bench/extract_ref.py) on the same data and models, side by side in one run.
-#   bash scripts/bench_extract.sh --geometry real [SAMPLES] [DEVICE]     (default: 24 cpu)
+#   bash scripts/bench_extract.sh --geometry real [SAMPLES] [DEVICE]     (default: 16 cpu)
 # Data: `extract synth --geometry real` (37 s clips, 1110-frame 640x480 grey MJPEG at 30 fps,
 # five 1920x1080 JPEGs, 16 kHz audio, ~340 sensor rows), cached under target/bench_data/.
 # Models: `extract init-models --geometry real` (tiny widths, real input geometry: 32 frames at
@@ -16,7 +16,7 @@
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$ROOT"
-N="${1:-24}"
+N="${1:-16}"
 DEVICE="${2:-cpu}"
 EXTRACT="${EXTRACT_BIN:-$BIN/extract}"
 OUT="${OUT:-bench/results_extract.md}"

@@ -9,9 +9,10 @@
 # Runs, in this order, on the same store layout:
 #   ours      the defaults (video.reader auto = MJPEG frame by frame, run.preprocess device)
 #   exact     the bit-exact path: video.reader opencv (the Python pipeline's seek), preprocess cpu
-#   reduced   the defaults plus image.jpeg_reduce (reduced-size JPEG decode; not exact)
 #   python    bench/extract_ref.py
 #   fmp4      video stage only, on an inter-frame (MPEG-4 part 2, key frame every 12) copy
+#   reduced   image stage only, defaults plus image.jpeg_reduce (reduced-size JPEG decode)
+#   mjpeg_opencv  video stage only, the opencv reader on the MJPEG data
 # Writes bench/results_extract.md (OUT=... to change) and keeps logs under target/bench_extract_real/.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
@@ -39,7 +40,7 @@ echo "[bench] data ready ($(echo "$(date +%s.%N) - $t" | bc) s): $(du -sh "$D/re
 "$EXTRACT" init-models --out "$W/models" --size tiny --geometry real >/dev/null
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 cfg() { # data store extra-sed -> config path
-  sed -e "s|data/real/synth|$1|g; s|data/real/models|$W/models|g; s|data/real/store.zarr|$2|; s|^device = .*|device = \\"$DEVICE\\"|" \
+  sed -e "s|data/real/synth|$1|g; s|data/real/models|$W/models|g; s|data/real/store.zarr|$2|; s|^device = .*|device = \"$DEVICE\"|" \
     configs/extract_real.toml > "$2.toml"
   echo "$2.toml"
 }
@@ -53,14 +54,15 @@ run_ours() { # name data extra-flags...
 }
 run_ours ours "$D/real-$N"
 run_ours exact "$D/real-$N" --video-reader opencv --preprocess cpu
-run_ours reduced "$D/real-$N" --jpeg-reduce
 c=$(cfg "$D/real-$N" "$W/python.zarr")
 t0=$(date +%s.%N)
 "$WELD_PYTHON" bench/extract_ref.py --config "$c" --out "$W/python.zarr" > "$W/python.log" 2>&1
 t1=$(date +%s.%N)
 echo "python $t0 $t1" >> "$W/walls.txt"
 run_ours fmp4 "$D/real-fmp4-8" --only video
-run_ours fmp4_opencv "$D/real-fmp4-8" --only video --preprocess cpu
+run_ours reduced "$D/real-$N" --only image --jpeg-reduce
 run_ours mjpeg_opencv "$D/real-$N" --only video --video-reader opencv
 "$WELD_PYTHON" bench/extract_report.py "$W" "$N" "$DEVICE" "$LOAD0" \
-  "${BENCH_LABEL:-commit $(git rev-parse --short HEAD)}" | tee "$OUT"
+  "${BENCH_LABEL:-commit $(git rev-parse --short HEAD)}" > "$W/report.md"
+{ cat "$W/report.md"; echo; echo "## Reduced-size JPEG decode: error"; echo
+  "$WELD_PYTHON" bench/jpeg_reduce_error.py "$D/real-$N" 224; } | tee "$OUT"

@@ -91,10 +91,16 @@ fn device_and_cpu_preprocessing_give_identical_stores_on_cpu() {
     extract(&dev, &["--preprocess", "device", "--only", "video,image"]);
     extract(&cpu, &["--preprocess", "cpu", "--only", "video,image"]);
     let (a, b) = (snapshot(&dev), snapshot(&cpu));
-    assert!(a.keys().any(|k| k.starts_with("video/tokens/c/")), "no video chunks");
+    assert!(
+        a.keys().any(|k| k.starts_with("video/tokens/c/")),
+        "no video chunks"
+    );
     assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
     for (k, v) in &a {
-        assert!(v == &b[k], "{k} differs between device and cpu preprocessing");
+        assert!(
+            v == &b[k],
+            "{k} differs between device and cpu preprocessing"
+        );
     }
     // the report carries the per-stage CPU accounting
     let rep: serde_json::Value =

@@ -99,7 +99,10 @@ fn grey_mjpeg_readers_agree() {
     for (k, &i) in idx.iter().enumerate() {
         let got = &mj.data[k * H * W..(k + 1) * H * W];
         let src: Vec<u8> = frame(i, true).chunks_exact(3).map(|p| p[0]).collect();
-        let other: Vec<u8> = frame((i + 1) % T, true).chunks_exact(3).map(|p| p[0]).collect();
+        let other: Vec<u8> = frame((i + 1) % T, true)
+            .chunks_exact(3)
+            .map(|p| p[0])
+            .collect();
         assert!(max_and_mean_diff(got, &src).1 < max_and_mean_diff(got, &other).1);
     }
 }
@@ -114,10 +117,17 @@ fn colour_mjpeg_readers_agree() {
     let mj = read_video_u8(&p, 7, "s", VideoReader::Mjpeg).unwrap();
     let auto = read_video_u8(&p, 7, "s", VideoReader::Auto).unwrap();
     assert_eq!((cv.c, mj.c, auto.c), (3, 3, 3));
-    assert_eq!(auto.reader, VideoReader::Opencv, "auto reads colour MJPEG through opencv");
+    assert_eq!(
+        auto.reader,
+        VideoReader::Opencv,
+        "auto reads colour MJPEG through opencv"
+    );
     assert_eq!(auto.data, cv.data);
     let rgb = read_video_frames(&p, 7, "s").unwrap();
-    assert_eq!(cv.data, rgb.data, "opencv reader returns the old path's RGB");
+    assert_eq!(
+        cv.data, rgb.data,
+        "opencv reader returns the old path's RGB"
+    );
     let (max, mean) = max_and_mean_diff(&cv.data, &mj.data);
     // chroma upsampling differs (libjpeg's fancy upsampling vs FFmpeg + swscale); this
     // texture changes chroma every pixel, the worst case (measured: max 47, mean 5.1)
@@ -145,7 +155,10 @@ fn inter_frame_codec_goes_to_opencv() {
     assert_eq!(auto.t, 6);
     // the grab-ahead path returns the frames the seek path returns
     let n = if auto.c == 1 {
-        auto.data.iter().flat_map(|&y| [y, y, y]).collect::<Vec<u8>>()
+        auto.data
+            .iter()
+            .flat_map(|&y| [y, y, y])
+            .collect::<Vec<u8>>()
     } else {
         auto.data.clone()
     };
@@ -168,12 +181,20 @@ fn image_u8_is_bgr_and_reduces_large_jpegs_only_when_asked() {
     let full = read_image_u8(&jpg, "s", None).unwrap();
     assert_eq!((full.h, full.w, full.reduced), (h, w, 1));
     let old = read_image(&jpg, "s").unwrap();
-    let flipped: Vec<u8> = full.data.chunks_exact(3).flat_map(|p| [p[2], p[1], p[0]]).collect();
+    let flipped: Vec<u8> = full
+        .data
+        .chunks_exact(3)
+        .flat_map(|p| [p[2], p[1], p[0]])
+        .collect();
     assert_eq!(flipped, old.data, "BGR of the same decode");
     let red = read_image_u8(&jpg, "s", Some((56, 56))).unwrap();
     assert_eq!((red.h, red.w, red.reduced), (60, 80, 4));
     let pngr = read_image_u8(&png, "s", Some((56, 56))).unwrap();
-    assert_eq!((pngr.h, pngr.w, pngr.reduced), (h, w, 1), "PNG is never reduced");
+    assert_eq!(
+        (pngr.h, pngr.w, pngr.reduced),
+        (h, w, 1),
+        "PNG is never reduced"
+    );
     assert_eq!(jpeg_reduce_factor(1080, 1920, 224, 224), 4);
     assert_eq!(jpeg_reduce_factor(300, 300, 224, 224), 1);
     assert_eq!(jpeg_reduce_factor(448, 448, 224, 224), 2);

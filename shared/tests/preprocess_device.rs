@@ -33,8 +33,9 @@ fn fixtures() -> (tempfile::TempDir, Vec<(String, Tensor)>, serde_json::Value) {
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", py.display()));
     assert!(st.success(), "preprocess_image.py failed");
     let t = Tensor::read_safetensors(tmp.path().join("image.safetensors")).unwrap();
-    let meta = serde_json::from_str(&std::fs::read_to_string(tmp.path().join("meta.json")).unwrap())
-        .unwrap();
+    let meta =
+        serde_json::from_str(&std::fs::read_to_string(tmp.path().join("meta.json")).unwrap())
+            .unwrap();
     (tmp, t, meta)
 }
 
@@ -78,8 +79,16 @@ fn device_images_equal_the_cpu_path_and_the_processor() {
         let dev = dinov3_pixels_bgr_u8(&two, oh, ow, &norm).unwrap();
         assert_eq!(dev.size(), [2, 3, oh as i64, ow as i64]);
         assert_eq!(dev.kind(), Kind::Float);
-        assert_eq!(max_abs(&dev.get(0), &cpu), 0.0, "{name}: not bit-identical on CPU");
-        assert_eq!(max_abs(&dev.get(1), &cpu), 0.0, "{name}: batched view differs");
+        assert_eq!(
+            max_abs(&dev.get(0), &cpu),
+            0.0,
+            "{name}: not bit-identical on CPU"
+        );
+        assert_eq!(
+            max_abs(&dev.get(1), &cpu),
+            0.0,
+            "{name}: batched view differs"
+        );
         let hf = pixel_err(&dev.get(0), get(&t, &format!("{name}.output")), &norm);
         assert!(hf <= 1.0 / 255.0 + 1e-6, "{name}: {hf} from the processor");
         if cuda {
@@ -108,7 +117,10 @@ fn device_video_equals_the_cpu_path_and_the_processor() {
         assert_eq!(max_abs(&dev, &cpu), 0.0, "{name}: not bit-identical on CPU");
         let theirs = get(&t, &format!("{name}.output"));
         let levels = ((&dev - theirs).abs() * &level).max().double_value(&[]);
-        assert!(levels < 0.5, "{name}: {levels} grey levels from the processor");
+        assert!(
+            levels < 0.5,
+            "{name}: {levels} grey levels from the processor"
+        );
         if case["gray"].as_bool().unwrap() {
             let one = clip.narrow(3, 0, 1).contiguous();
             let g1 = vjepa2_pixels_u8(&one, short, crop, &norm).unwrap();

@@ -82,7 +82,10 @@ fn is_mjpg(cc: &[u8; 4]) -> bool {
 /// any other video, `Err` only for I/O errors or an AVI whose structure is broken.
 pub fn mjpeg_index(path: &Path) -> Result<AviProbe, String> {
     let file = File::open(path).map_err(|e| format!("cannot open: {e}"))?;
-    let len = file.metadata().map_err(|e| format!("cannot stat: {e}"))?.len();
+    let len = file
+        .metadata()
+        .map_err(|e| format!("cannot stat: {e}"))?
+        .len();
     let w = Walker { file, len };
     if len < 12 {
         return Ok(AviProbe::Other("shorter than a RIFF header".into()));
@@ -164,7 +167,8 @@ pub fn mjpeg_index(path: &Path) -> Result<AviProbe, String> {
                     for (cid, coff, csize) in w.chunks(s, e).map_err(io)? {
                         if &cid == b"LIST" && csize >= 4 {
                             sub.push((coff + 4, coff + u64::from(csize)));
-                        } else if cid[0..2] == tag[0..2] && (&cid[2..4] == b"dc" || &cid[2..4] == b"db")
+                        } else if cid[0..2] == tag[0..2]
+                            && (&cid[2..4] == b"dc" || &cid[2..4] == b"db")
                         {
                             if csize == 0 {
                                 empty += 1;
@@ -196,7 +200,9 @@ pub fn mjpeg_index(path: &Path) -> Result<AviProbe, String> {
     }
     if let Some(&(o, s)) = frames.last() {
         if o + u64::from(s) > len {
-            return Err(format!("frame chunk at byte {o} runs past the end of the file"));
+            return Err(format!(
+                "frame chunk at byte {o} runs past the end of the file"
+            ));
         }
     }
     Ok(AviProbe::Mjpeg(MjpegIndex {

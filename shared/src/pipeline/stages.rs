@@ -12,15 +12,15 @@
 //!
 //! The CLIP text embedding is not per sample: it is the side file `text_embed.json`.
 use super::config::ExtractConfig;
+use super::config::PreprocessAt;
 use super::engine::SampleOutput;
 use crate::backbones::{ast::Ast, dinov3::Dinov3, vjepa2::VJepa2};
-use crate::data::sample::SampleFiles;
-use crate::data::{manifest::SampleRecord, Modality, SampleError};
-use crate::preprocess::fbank::{ast_input_values, Fbank, FbankConfig, AST_MEAN, AST_STD};
-use super::config::PreprocessAt;
 use crate::data::images::read_image_u8;
+use crate::data::sample::SampleFiles;
 use crate::data::video::read_video_u8;
+use crate::data::{manifest::SampleRecord, Modality, SampleError};
 use crate::preprocess::device::{dinov3_pixels_bgr_u8, vjepa2_pixels_u8};
+use crate::preprocess::fbank::{ast_input_values, Fbank, FbankConfig, AST_MEAN, AST_STD};
 use crate::preprocess::image::ImageNorm;
 use crate::preprocess::video::vjepa2_pixels;
 use crate::{Error, Result};
@@ -91,9 +91,8 @@ pub fn prepare_video(
         super::config::VideoSource::Video => {
             let path = files.video()?;
             let f = read_video_u8(&path, cfg.video.frames, ctx.key(i), cfg.video.reader)?;
-            let raw = Tensor::from_slice(&f.data).view([
-                f.t as i64, f.h as i64, f.w as i64, f.c as i64,
-            ]);
+            let raw =
+                Tensor::from_slice(&f.data).view([f.t as i64, f.h as i64, f.w as i64, f.c as i64]);
             match cfg.run.preprocess {
                 PreprocessAt::Device => Ok(VideoIn::Raw(raw)),
                 PreprocessAt::Cpu => {

@@ -24,7 +24,12 @@ fn norm_on(norm: &ImageNorm, scale: f64, like: &Tensor) -> (Tensor, Tensor) {
 /// `frames`: `[T, H, W, C]` u8 with C = 1 (grey: replicated to RGB by the normalisation's
 /// broadcast, bit-identical to resizing three equal channels) or 3 (RGB).
 /// Returns `[T, 3, crop, crop]` f32 on the device of `frames`.
-pub fn vjepa2_pixels_u8(frames: &Tensor, short: usize, crop: usize, norm: &ImageNorm) -> Result<Tensor> {
+pub fn vjepa2_pixels_u8(
+    frames: &Tensor,
+    short: usize,
+    crop: usize,
+    norm: &ImageNorm,
+) -> Result<Tensor> {
     let s = frames.size();
     if s.len() != 4 || !(s[3] == 1 || s[3] == 3) || frames.kind() != Kind::Uint8 {
         return Err(Error::Preprocess(format!(
@@ -51,7 +56,8 @@ pub fn vjepa2_pixels_u8(frames: &Tensor, short: usize, crop: usize, norm: &Image
         let x = center_crop(&x, crop);
         let (mean, std) = norm_on(norm, 255.0, &x);
         let y = (x - mean) / std;
-        Ok(y.expand([s[0], 3, crop as i64, crop as i64], false).contiguous())
+        Ok(y.expand([s[0], 3, crop as i64, crop as i64], false)
+            .contiguous())
     })
 }
 
@@ -59,7 +65,12 @@ pub fn vjepa2_pixels_u8(frames: &Tensor, short: usize, crop: usize, norm: &Image
 ///
 /// `bgr`: `[V, H, W, 3]` u8 (opencv's channel order; flipped to RGB here).
 /// Returns `[V, 3, out_h, out_w]` f32 on the device of `bgr`.
-pub fn dinov3_pixels_bgr_u8(bgr: &Tensor, out_h: usize, out_w: usize, norm: &ImageNorm) -> Result<Tensor> {
+pub fn dinov3_pixels_bgr_u8(
+    bgr: &Tensor,
+    out_h: usize,
+    out_w: usize,
+    norm: &ImageNorm,
+) -> Result<Tensor> {
     let s = bgr.size();
     if s.len() != 4 || s[3] != 3 || bgr.kind() != Kind::Uint8 || s.contains(&0) {
         return Err(Error::Preprocess(format!(

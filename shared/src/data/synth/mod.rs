@@ -133,8 +133,7 @@ impl SynthConfig {
         if !(self.fps > 0.0 && self.seconds > 0.0) {
             return bad("fps and seconds must be > 0");
         }
-        if self.width < 8 || self.height < 8 || self.image_dims().0 < 8 || self.image_dims().1 < 8
-        {
+        if self.width < 8 || self.height < 8 || self.image_dims().0 < 8 || self.image_dims().1 < 8 {
             return bad("video and image sizes must be at least 8 pixels");
         }
         if self.png_views > 5 {
@@ -367,7 +366,15 @@ fn generate_sample(dir: &Path, pl: &Planned, ses: &Session, cfg: &SynthConfig) -
     let f = large::render_factor(cfg.width, cfg.height);
     if f == 1 && !cfg.gray_video {
         let rgb = video::render_video(&proc, frames, cfg.fps, cfg.width, cfg.height, &mut sub(3));
-        video::write_avi(&path, &rgb, frames, cfg.height, cfg.width, cfg.fps, &cfg.fourcc)?;
+        video::write_avi(
+            &path,
+            &rgb,
+            frames,
+            cfg.height,
+            cfg.width,
+            cfg.fps,
+            &cfg.fourcc,
+        )?;
     } else {
         let (sw, sh) = (cfg.width / f, cfg.height / f);
         let mut rng = sub(3);

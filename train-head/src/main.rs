@@ -1,8 +1,11 @@
 //! `train-head`: trains, evaluates and sweeps the small heads on a memory-mapped feature store.
+//! Every head comes from the library's registry (`weld_cache::heads::registry`): this binary
+//! holds no per-head code.
+mod cmd_compare;
 mod cmd_eval;
+mod cmd_sweep;
 mod cmd_synth_store;
 mod cmd_train;
-mod heads;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -11,7 +14,7 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "train-head",
     version,
-    about = "Train and evaluate heads on cached features"
+    about = "Train, evaluate and sweep heads on cached features"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -22,10 +25,16 @@ struct Cli {
 enum Cmd {
     /// Print the libtorch build and whether CUDA is usable.
     Doctor,
-    /// Train a head; writes config.toml, history.csv, checkpoints, metrics.json and plots/.
+    /// Train a head; writes config.toml, history.csv, checkpoints, metrics.json, scores.csv and
+    /// plots/.
     Train(cmd_train::TrainArgs),
     /// Re-evaluate a run's best checkpoint on VAL or TEST.
     Eval(cmd_eval::EvalArgs),
+    /// Run a grid of trials x seeds (each an ordinary run) and write a leaderboard.
+    Sweep(cmd_sweep::SweepArgs),
+    /// Tabulate finished runs of any heads: VAL/TEST metrics, per-class TEST AUROC, parameters,
+    /// seconds (TABLE.md, .csv, .png).
+    Compare(cmd_compare::CompareArgs),
     /// Write a synthetic feature store (extractor schema, planted defects) for trials.
     SynthStore(cmd_synth_store::SynthStoreArgs),
 }
@@ -36,6 +45,8 @@ fn main() -> Result<()> {
         Cmd::Doctor => print!("{}", weld_cache::device::doctor_report()),
         Cmd::Train(a) => cmd_train::run(a)?,
         Cmd::Eval(a) => cmd_eval::run(a)?,
+        Cmd::Sweep(a) => cmd_sweep::run(a)?,
+        Cmd::Compare(a) => cmd_compare::run(a)?,
         Cmd::SynthStore(a) => cmd_synth_store::run(a)?,
     }
     Ok(())

@@ -7,6 +7,7 @@ use crate::backbones::{ast::Ast, clip::ClipText, dinov3::Dinov3, parse_kind, vje
 use crate::data::manifest::Manifest;
 use crate::device::parse_device;
 use crate::preprocess::fbank::{Fbank, FbankConfig};
+use crate::schema::{SampleRow, SAMPLES_ATTR};
 use crate::store::{ArraySpec, FeatureStore, StoreDtype};
 use crate::{Error, Result};
 use serde::Serialize;
@@ -34,22 +35,28 @@ pub struct ExtractReport {
     pub seconds: f64,
 }
 
-/// The store's group attributes: the sample table. Every process of a run must agree on it.
-fn store_attrs(manifest: &Manifest) -> serde_json::Map<String, Value> {
-    let samples: Vec<Value> = manifest
+/// The store's group attributes: the sample table ([`crate::schema::SampleRow`] per sample).
+/// Every process of a run must agree on it.
+fn store_attrs(manifest: &Manifest) -> Result<serde_json::Map<String, Value>> {
+    let samples: Vec<SampleRow> = manifest
         .samples
         .iter()
-        .map(|r| {
-            json!({
-                "key": r.key, "id": r.id, "class_code": r.class_code, "class_name": r.class_name,
-                "split": r.split.as_str(), "session": r.directory,
-            })
+        .map(|r| SampleRow {
+            key: r.key.clone(),
+            id: r.id.clone(),
+            class_code: Some(r.class_code),
+            class_name: Some(r.class_name.clone()),
+            split: r.split,
+            session: Some(r.directory.clone()),
         })
         .collect();
     let mut m = serde_json::Map::new();
     m.insert("kind".into(), json!("weld-cache feature store"));
-    m.insert("samples".into(), Value::Array(samples));
-    m
+    m.insert(
+        SAMPLES_ATTR.into(),
+        serde_json::to_value(samples).map_err(|e| Error::Msg(format!("sample table: {e}")))?,
+    );
+    Ok(m)
 }
 
 /// Runs every configured stage over this shard's samples and writes the shard's report.
@@ -67,7 +74,7 @@ pub fn run_extract(
     let t0 = Instant::now();
     let manifest = Manifest::read(&cfg.data.manifest)?;
     let n = manifest.samples.len();
-    let store = FeatureStore::open_or_create(&cfg.store.path, n, store_attrs(&manifest))?;
+    let store = FeatureStore::open_or_create(&cfg.store.path, n, store_attrs(&manifest)?)?;
     let device = parse_device(&cfg.run.device)?;
     let kind = parse_kind(&cfg.run.dtype)?;
     let keys: Vec<String> = manifest.samples.iter().map(|r| r.key.clone()).collect();

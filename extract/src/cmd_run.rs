@@ -202,27 +202,74 @@ pub struct VerifyArgs {
     /// Also print the report as JSON.
     #[arg(long)]
     json: bool,
+    /// Fail (exit 1) when any sample is faulted (its input was broken during extraction);
+    /// by default faulted samples are listed and the store counts as sound.
+    #[arg(long)]
+    require_complete: bool,
+}
+
+/// Problems of the store's sample table, read as strictly as `train-head` reads it (every row
+/// parses, one row per sample, a known split, class code and class name agree, TRAIN is good).
+fn sample_table_problems(reader: &weld_cache::store::StoreReader) -> Vec<String> {
+    use weld_cache::data::manifest::CLASS_NAMES;
+    let rows = match weld_cache::train::store_source::sample_table(reader) {
+        Ok(rows) => rows,
+        Err(e) => return vec![format!("{e} (the heads cannot read it; extract the store again)")],
+    };
+    let mut problems = Vec::new();
+    for (i, r) in rows.iter().enumerate() {
+        let at = format!("sample {i} (`{}`)", r.key);
+        let split = r.split.parse::<weld_cache::train::Split>();
+        if split.is_err() {
+            problems.push(format!("{at}: split `{}` (expected TRAIN, VAL or TEST)", r.split));
+        }
+        match CLASS_NAMES.get(usize::from(r.class_code)) {
+            None => problems.push(format!("{at}: class code {} is unknown", r.class_code)),
+            Some(&name) if name != r.class_name => problems.push(format!(
+                "{at}: class code {} is `{name}`, but the table names the class `{}`",
+                r.class_code, r.class_name
+            )),
+            Some(_) => {}
+        }
+        if matches!(split, Ok(weld_cache::train::Split::Train)) && r.class_code != 0 {
+            problems.push(format!(
+                "{at}: TRAIN sample of class {} `{}` (TRAIN must hold good welds only)",
+                r.class_code, r.class_name
+            ));
+        }
+    }
+    problems
 }
 
 pub fn verify(args: VerifyArgs) -> Result<()> {
     let report = weld_cache::store::verify(&args.store)
         .with_context(|| format!("verifying {}", args.store.display()))?;
-    println!("{report}");
+    print!("{report}");
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     }
     let reader = weld_cache::store::StoreReader::open(&args.store)
         .with_context(|| format!("opening {}", args.store.display()))?;
     let names: Vec<String> = reader.specs().into_iter().map(|s| s.name).collect();
-    let prov = weld_cache::pipeline::provenance::check_store_provenance(&args.store, &names);
+    let prov = weld_cache::pipeline::provenance::check_store_provenance(&reader, &names);
     for p in &prov {
         println!("provenance problem: {p}");
     }
     if prov.is_empty() {
         println!("provenance: recorded for every stage (weights SHA-256, config, preprocessing)");
     }
-    if !report.sound() || !prov.is_empty() {
-        anyhow::bail!("{}: store is not sound (see above)", args.store.display());
+    let table = sample_table_problems(&reader);
+    for p in &table {
+        println!("sample table problem: {p}");
+    }
+    if table.is_empty() {
+        println!("sample table: {} rows, readable by the heads", reader.n_samples());
+    }
+    // The verdict comes last and counts every check above.
+    let (ok, verdict) = report.verdict(prov.len() + table.len(), args.require_complete);
+    println!("verdict: {verdict}");
+    if !ok {
+        anyhow::bail!("{}: {verdict}", args.store.display());
     }
     Ok(())
 }

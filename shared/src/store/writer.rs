@@ -19,8 +19,11 @@ use super::fsutil::{
     write_atomic,
 };
 use super::layout::{list_arrays, list_leftovers, node_type, read_array, read_group, ArrayLayout};
-use super::markers::{self, Marker, MARKER_DIR};
-use super::{validate_name, ArraySpec, StoreDtype, StoreError, FORMAT_VERSION, STORE_ATTR};
+use super::markers::{self, Marker};
+use super::{
+    dims, validate_name, ArraySpec, Coord, CoordValues, StoreDtype, StoreError, FORMAT_VERSION,
+    STORE_ATTR,
+};
 use crate::{Error, Result};
 
 /// An open array (its metadata checked by `zarrs` when opened).
@@ -85,6 +88,63 @@ fn metadata_options() -> ArrayMetadataOptions {
     ArrayMetadataOptions::default().with_include_zarrs_metadata(false)
 }
 
+/// The JSON of a group `zarr.json` holding `attrs`.
+fn group_json(attrs: Map<String, Value>) -> Value {
+    json!({"zarr_format": 3, "node_type": "group", "attributes": Value::Object(attrs)})
+}
+
+/// fsync every file and folder under `dir` (a freshly prepared temporary folder), `dir` last.
+fn fsync_tree(dir: &Path) -> Result<()> {
+    let mut paths = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).map_err(|e| Error::io(&d, e))? {
+            let p = entry.map_err(|e| Error::io(&d, e))?.path();
+            if p.is_dir() {
+                stack.push(p.clone());
+            }
+            paths.push(p);
+        }
+    }
+    fsync_all(&paths)?;
+    fsync_dir(dir)
+}
+
+/// Writes the complete 1-D array `name` (one chunk holding all values, dimension `dim`) into the
+/// folder `root` (a store or its temporary folder) through zarrs.
+fn write_coord(root: &Path, coord: &Coord, dim: &str) -> Result<()> {
+    let n = coord.values.len() as u64;
+    let store = fs_store(root)?;
+    let path = format!("/{}", coord.name);
+    let builder = match &coord.values {
+        CoordValues::Str(_) => {
+            let mut b = ArrayBuilder::new(vec![n], vec![n], zarrs::array::data_type::string(), "");
+            b.array_to_bytes_codec(Arc::new(zarrs::array::codec::VlenUtf8Codec::new()));
+            b
+        }
+        CoordValues::I16(_) => {
+            let mut b = ArrayBuilder::new(vec![n], vec![n], zarrs::array::data_type::int16(), -1i16);
+            b.array_to_bytes_codec(Arc::new(BytesCodec::little()));
+            b
+        }
+    };
+    let mut builder = builder;
+    let array = builder
+        .bytes_to_bytes_codecs(vec![])
+        .dimension_names(Some([dim]))
+        .build(store, &path)
+        .map_err(|e| zarrs_err(root, e))?;
+    array
+        .store_metadata_opt(&metadata_options())
+        .map_err(|e| zarrs_err(root, e))?;
+    match &coord.values {
+        CoordValues::Str(v) => array.store_chunk(&[0], v.as_slice()),
+        CoordValues::I16(v) => array.store_chunk(&[0], v.as_slice()),
+    }
+    .map_err(|e| zarrs_err(&root.join(&coord.name), e))?;
+    Ok(())
+}
+
 /// Writes a group `zarr.json` with `attrs` into the (new) folder `dir` through zarrs.
 fn write_group_meta(dir: &Path, attrs: Map<String, Value>) -> Result<()> {
     let store = fs_store(dir)?;
@@ -102,6 +162,32 @@ impl FeatureStore {
     /// attributes `attrs` (written once; the store adds its `weld_cache_store` entry with the
     /// format version). Error if `path` exists.
     pub fn create(path: &Path, n_samples: usize, attrs: Map<String, Value>) -> Result<Self> {
+        Self::create_with(path, n_samples, attrs, &[])
+    }
+
+    /// [`create`](Self::create) with 1-D coordinate arrays of the sample axis (e.g. the sample
+    /// key as `sample`, `class_code`, `split`; each `n_samples` long), written complete with the
+    /// group before the store appears. The group attribute `coordinates` names those other than
+    /// `sample`, so that xarray opens them as coordinates.
+    pub fn create_with(
+        path: &Path,
+        n_samples: usize,
+        attrs: Map<String, Value>,
+        coords: &[Coord],
+    ) -> Result<Self> {
+        for c in coords {
+            validate_name(&c.name)?;
+            if c.values.len() != n_samples {
+                return Err(StoreError::BadSpec {
+                    array: c.name.clone(),
+                    reason: format!(
+                        "coordinate of {} values for {n_samples} samples",
+                        c.values.len()
+                    ),
+                }
+                .into());
+            }
+        }
         if attrs.contains_key(STORE_ATTR) {
             return Err(StoreError::ReservedAttr {
                 key: STORE_ATTR.to_string(),
@@ -131,10 +217,22 @@ impl FeatureStore {
                 STORE_ATTR.into(),
                 json!({"format_version": FORMAT_VERSION, "n_samples": n_samples}),
             );
+            let others: Vec<&str> = coords
+                .iter()
+                .map(|c| c.name.as_str())
+                .filter(|n| *n != dims::SAMPLE_DIM)
+                .collect();
+            if !others.is_empty() && n_samples > 0 {
+                full.insert("coordinates".into(), json!(others.join(" ")));
+            }
             full.extend(attrs);
-            let markers = tmp.join(MARKER_DIR);
-            std::fs::create_dir(&markers).map_err(|e| Error::io(&markers, e))?;
-            write_group_meta(&tmp, full)
+            write_group_meta(&tmp, full)?;
+            if n_samples > 0 {
+                for c in coords {
+                    write_coord(&tmp, c, dims::SAMPLE_DIM)?;
+                }
+            }
+            fsync_tree(&tmp)
         })();
         if let Err(e) = prepared {
             let _ = std::fs::remove_dir_all(&tmp);
@@ -177,8 +275,19 @@ impl FeatureStore {
         n_samples: usize,
         attrs: Map<String, Value>,
     ) -> Result<Self> {
+        Self::open_or_create_with(path, n_samples, attrs, &[])
+    }
+
+    /// [`open_or_create`](Self::open_or_create) with the coordinate arrays of
+    /// [`create_with`](Self::create_with) (written only when the store is created).
+    pub fn open_or_create_with(
+        path: &Path,
+        n_samples: usize,
+        attrs: Map<String, Value>,
+        coords: &[Coord],
+    ) -> Result<Self> {
         if !path.join("zarr.json").exists() {
-            match Self::create(path, n_samples, attrs.clone()) {
+            match Self::create_with(path, n_samples, attrs.clone(), coords) {
                 Ok(s) => return Ok(s),
                 // Another process created it first: open and compare below.
                 Err(Error::Store(StoreError::AlreadyExists { .. })) => {}
@@ -314,9 +423,11 @@ impl FeatureStore {
                 StoreDtype::Bf16 => zarrs::array::data_type::bfloat16(),
                 StoreDtype::F32 => zarrs::array::data_type::float32(),
             };
+            let names = dims::dimension_names(&spec.name, spec.sample_shape.len());
             let array = ArrayBuilder::new(shape, chunk, data_type, 0.0f32)
                 .array_to_bytes_codec(Arc::new(BytesCodec::little()))
                 .bytes_to_bytes_codecs(vec![])
+                .dimension_names(Some(names))
                 .build(fs_store(&tmp)?, "/")
                 .map_err(|e| zarrs_err(dir, e))?;
             array
@@ -512,11 +623,34 @@ impl FeatureStore {
             found.push((array, index, self.chunk_marker(array, index)?));
         }
         markers::write_markers(&self.root, &found)?;
-        let mut pending = self.pending.lock().unwrap();
+        {
+            let mut pending = self.pending.lock().unwrap();
+            for &(array, index) in items {
+                pending.remove(&(array.to_string(), index));
+            }
+        }
         for &(array, index) in items {
-            pending.remove(&(array.to_string(), index));
+            markers::remove_fault(&self.root, array, index)?;
         }
         Ok(())
+    }
+
+    /// Records that sample `index` of `array` could not be extracted: a fault marker holding
+    /// `fault` (stage, file, reason), written atomically. The sample stays not done; writing it
+    /// later removes the fault marker. A done sample is never marked faulted.
+    pub fn mark_faulted(&self, array: &str, index: usize, fault: &Value) -> Result<()> {
+        self.handle(array)?;
+        self.check_index(array, index)?;
+        if self.is_done(array, index) {
+            return Ok(());
+        }
+        markers::write_fault(&self.root, array, index, fault)
+    }
+
+    /// The fault markers of `array`: (sample index, recorded fault), ascending.
+    pub fn faults(&self, array: &str) -> Result<Vec<(usize, Value)>> {
+        self.handle(array)?;
+        markers::list_faults(&self.root, array, self.n_samples)
     }
 
     /// The marker of a written chunk (checked to exist with the right size).
@@ -595,19 +729,140 @@ impl FeatureStore {
         markers::read_marker(&self.root, array, index)
     }
 
-    /// Writes a side file (e.g. `extract_report.json`, `reports/shard_0.json`) inside the store
-    /// atomically. `name` follows the array naming rules and must not be a zarr node.
-    pub fn write_json(&self, name: &str, v: &Value) -> Result<()> {
+    /// The attributes of the zarr group `group` of the store (e.g. `image`, `reports/extract`);
+    /// `None` when there is no such group.
+    pub fn group_attrs(&self, group: &str) -> Result<Option<Map<String, Value>>> {
+        validate_name(group)?;
+        read_group_attrs(&self.root, group)
+    }
+
+    /// Replaces the attributes of the zarr group `group` (created, with its parents, when absent)
+    /// atomically: the new `zarr.json` is written to a temporary file, fsync'ed and renamed over
+    /// the old one, so a reader sees the old or the new attributes, never a mix. Where
+    /// extract keeps per-stage provenance (`<stage>` groups) and run reports (`reports/<run>`):
+    /// zarr attributes, so the group stays a clean zarr hierarchy.
+    pub fn write_group_attrs(&self, group: &str, attrs: Map<String, Value>) -> Result<()> {
+        validate_name(group)?;
+        let dir = self.root.join(group);
+        match node_type(&dir)?.as_deref() {
+            Some("group") => {}
+            Some(other) => {
+                return Err(StoreError::BadName {
+                    name: group.into(),
+                    reason: format!("a zarr {other} has this name"),
+                }
+                .into())
+            }
+            None => self.ensure_parent_groups(&format!("{group}/x"))?,
+        }
+        write_atomic(&dir.join("zarr.json"), &to_json_bytes(&group_json(attrs)))
+    }
+
+    /// Writes the store-level f32 vector `name` (not per sample: shape `[values.len()]`, one
+    /// chunk, little-endian bytes, no compression, `dimension_names` [`dim`], attributes
+    /// `attrs`) complete into a temporary folder and renames it into place: the array exists
+    /// only once whole. Returns false (writing nothing) when the array already exists. Values
+    /// must be finite. Read with [`StoreReader::vector`](super::StoreReader::vector).
+    pub fn write_vector(
+        &self,
+        name: &str,
+        dim: &str,
+        values: &[f32],
+        attrs: Map<String, Value>,
+    ) -> Result<bool> {
         validate_name(name)?;
-        let path = self.root.join(name);
-        if path.is_dir() {
-            return Err(StoreError::BadName {
-                name: name.into(),
-                reason: "a folder of the store has this name".into(),
+        if let Some(i) = values.iter().position(|x| !x.is_finite()) {
+            return Err(StoreError::NonFinite {
+                path: self.root.clone(),
+                array: name.into(),
+                index: 0,
+                element: i,
+                value: values[i],
             }
             .into());
         }
-        write_atomic(&path, &to_json_bytes(v))
+        if values.is_empty() {
+            return Err(StoreError::BadSpec {
+                array: name.into(),
+                reason: "empty vector".into(),
+            }
+            .into());
+        }
+        let dir = self.root.join(name);
+        if node_type(&dir)?.is_some() {
+            return Ok(false);
+        }
+        self.ensure_parent_groups(name)?;
+        let tmp = self.root.join(unique_tmp_name("vector"));
+        let prepared = (|| {
+            std::fs::create_dir(&tmp).map_err(|e| Error::io(&tmp, e))?;
+            let n = values.len() as u64;
+            let array = ArrayBuilder::new(
+                vec![n],
+                vec![n],
+                zarrs::array::data_type::float32(),
+                0.0f32,
+            )
+            .array_to_bytes_codec(Arc::new(BytesCodec::little()))
+            .bytes_to_bytes_codecs(vec![])
+            .dimension_names(Some([dim]))
+            .attributes(attrs)
+            .build(fs_store(&tmp)?, "/")
+            .map_err(|e| zarrs_err(&dir, e))?;
+            array
+                .store_metadata_opt(&metadata_options())
+                .map_err(|e| zarrs_err(&dir, e))?;
+            array
+                .store_chunk(&[0], values)
+                .map_err(|e| zarrs_err(&dir, e))?;
+            fsync_tree(&tmp)
+        })();
+        if let Err(e) = prepared {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
+        rename_dir_if_absent(&tmp, &dir)
+    }
+
+    /// Takes the store's run lock for the life of the returned guard: `shard = None` (a whole,
+    /// unsharded run) locks the store exclusively; `Some(part)` (one shard, e.g. `shard-0-of-2`)
+    /// takes a shared lock of the store plus an exclusive lock of that part. So two unsharded
+    /// runs, an unsharded run beside shards, or two processes of one shard are refused with
+    /// [`StoreError::Locked`], while disjoint shards run together. Advisory `flock`s on the
+    /// store's folders: released by the kernel when the process ends, even by `kill -9`.
+    pub fn lock_run(&self, shard: Option<&str>) -> Result<RunLock> {
+        let open = |p: &Path| std::fs::File::open(p).map_err(|e| Error::io(p, e));
+        let locked = |what: String| -> Error {
+            StoreError::Locked {
+                path: self.root.clone(),
+                what,
+            }
+            .into()
+        };
+        let root = open(&self.root)?;
+        let mut files = Vec::new();
+        match shard {
+            None => {
+                root.try_lock().map_err(|_| {
+                    locked("another run or shard holds the store".into())
+                })?;
+                files.push(root);
+            }
+            Some(part) => {
+                root.try_lock_shared()
+                    .map_err(|_| locked("an unsharded run holds the store".into()))?;
+                files.push(root);
+                let group = format!("reports/{part}");
+                if self.group_attrs(&group)?.is_none() {
+                    self.write_group_attrs(&group, Map::new())?;
+                }
+                let f = open(&self.root.join(&group))?;
+                f.try_lock()
+                    .map_err(|_| locked(format!("another process runs shard {part}")))?;
+                files.push(f);
+            }
+        }
+        Ok(RunLock { _files: files })
     }
 
     /// Temporary files and folders left inside the store by killed writers (see
@@ -645,6 +900,26 @@ impl FeatureStore {
         }
         super::fsutil::read_json(&path).map(Some)
     }
+}
+
+/// The run lock of [`FeatureStore::lock_run`]; dropping it releases the lock.
+pub struct RunLock {
+    _files: Vec<std::fs::File>,
+}
+
+/// The attributes of the group `group` under `root`; `None` when it is not a zarr group.
+pub(crate) fn read_group_attrs(root: &Path, group: &str) -> Result<Option<Map<String, Value>>> {
+    let dir = root.join(group);
+    if node_type(&dir)?.as_deref() != Some("group") {
+        return Ok(None);
+    }
+    let v = super::fsutil::read_json(&dir.join("zarr.json"))?;
+    Ok(Some(
+        v.get("attributes")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default(),
+    ))
 }
 
 /// Whether `dir` becomes a zarr group within about a second (a concurrent creator's rename).

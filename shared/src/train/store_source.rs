@@ -4,8 +4,7 @@
 //! Arrays read (per sample, first axis = sample in manifest order): `video/tokens` [Tv, Dv],
 //! `audio/tokens` [W, Na, Da] (windows concatenated to [W*Na, Da]), `sensor/raw` [L, C],
 //! `image/pooled` [L+1, V, 2 (mean, max), Di] when a mean/max branch exists, and
-//! `image/tokens_L{i}` [V, Ntok, Di] per GeM branch; plus `STORE/text_embed.json`
-//! (`{"prompt", "dim", "embedding": [dim]}`) and the group attribute `samples`
+//! `image/tokens_L{i}` [V, Ntok, Di] per GeM branch; plus the store array `text/embed` [dim] and the group attribute `samples`
 //! (`[{key, id, class_code, class_name, split, session}]`).
 //!
 //! Splits: a sample belongs to the split its `samples` row names; it is used only when every
@@ -35,8 +34,8 @@ pub const VIDEO_TOKENS: &str = "video/tokens";
 pub const AUDIO_TOKENS: &str = "audio/tokens";
 pub const IMAGE_POOLED: &str = "image/pooled";
 pub const SENSOR_RAW: &str = "sensor/raw";
-/// Side file with the CLIP text embedding of the prompt.
-pub const TEXT_FILE: &str = "text_embed.json";
+/// The store array with the CLIP text embedding of the prompt.
+pub const TEXT_FILE: &str = crate::store::TEXT_EMBED;
 /// Group attribute holding the sample table.
 pub const SAMPLES_ATTR: &str = "samples";
 
@@ -85,30 +84,11 @@ pub fn sample_table(reader: &StoreReader) -> Result<Vec<SampleMeta>> {
     Ok(t)
 }
 
-/// The prompt embedding of `STORE/text_embed.json` ([dim] f32 on the CPU) and the file's bytes.
+/// The prompt embedding of the store's `text/embed` array ([dim] f32 on the CPU) and its chunk
+/// bytes (read by [`crate::store::read_text_embed`]).
 pub fn text_embedding(store: &Path) -> Result<(Tensor, Vec<u8>)> {
-    let path = store.join(TEXT_FILE);
-    let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
-    let v: serde_json::Value = serde_json::from_slice(&bytes)
-        .map_err(|e| Error::Msg(format!("{}: {e}", path.display())))?;
-    let emb: Vec<f32> = serde_json::from_value(v["embedding"].clone())
-        .map_err(|e| Error::Msg(format!("{}: no `embedding` array: {e}", path.display())))?;
-    if let Some(dim) = v.get("dim").and_then(|d| d.as_u64()) {
-        if dim as usize != emb.len() {
-            return Err(Error::Msg(format!(
-                "{}: `dim` is {dim}, `embedding` has {} values",
-                path.display(),
-                emb.len()
-            )));
-        }
-    }
-    if emb.is_empty() || emb.iter().any(|x| !x.is_finite()) {
-        return Err(Error::Msg(format!(
-            "{}: `embedding` is empty or not finite",
-            path.display()
-        )));
-    }
-    Ok((Tensor::from_slice(&emb), bytes))
+    let v = crate::store::read_text_embed(&StoreReader::open(store)?)?;
+    Ok((Tensor::from_slice(&v.values), v.bytes))
 }
 
 /// One split loaded into device memory, stored dtype.

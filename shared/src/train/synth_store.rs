@@ -8,10 +8,10 @@
 //! `token_layers` are stored as `image/tokens_L{i}`. A defect of class `c` adds `shift * u_c`
 //! (fixed random unit direction per class) to the image tokens only: the result no longer
 //! follows from the process, which is what Causal-FiLM scores. TRAIN is all good.
-//! Writes the `samples` attribute and `text_embed.json` as `extract run` does.
+//! Writes the `samples` attribute, the sample coordinates and `text/embed` as `extract run` does.
 use crate::store::{ArraySpec, FeatureStore, StoreDtype};
 use crate::train::store_source::{
-    image_tokens_name, AUDIO_TOKENS, IMAGE_POOLED, SENSOR_RAW, TEXT_FILE, VIDEO_TOKENS,
+    image_tokens_name, AUDIO_TOKENS, IMAGE_POOLED, SENSOR_RAW, VIDEO_TOKENS,
 };
 use crate::Result;
 use rand::{Rng, SeedableRng};
@@ -165,8 +165,13 @@ pub fn write_synth_store(path: &Path, s: &SynthStoreSpec) -> Result<()> {
         }
     }
     let mut attrs = serde_json::Map::new();
-    attrs.insert("samples".into(), serde_json::Value::Array(samples));
-    let store = FeatureStore::create(path, n, attrs)?;
+    attrs.insert("samples".into(), serde_json::Value::Array(samples.clone()));
+    let coords = crate::store::dims::sample_coords(
+        samples.iter().map(|r| r["key"].as_str().unwrap_or("").to_string()).collect(),
+        classes.iter().map(|&c| Some(c)).collect(),
+        samples.iter().map(|r| r["split"].as_str().unwrap_or("").to_string()).collect(),
+    );
+    let store = FeatureStore::create_with(path, n, attrs, &coords)?;
     let d = s.dtype;
     let specs = [
         ArraySpec::new(VIDEO_TOKENS, &[s.video_tokens, s.video_dim], d),
@@ -261,9 +266,6 @@ pub fn write_synth_store(path: &Path, s: &SynthStoreSpec) -> Result<()> {
         }
     }
     let emb = g.normal(s.text_dim);
-    store.write_json(
-        TEXT_FILE,
-        &json!({"prompt": "a normal weld", "dim": s.text_dim, "embedding": emb}),
-    )?;
+    crate::store::write_text_embed(&store, "a normal weld", &emb)?;
     Ok(())
 }

@@ -57,6 +57,7 @@ fn fixture() -> &'static Fixture {
     })
 }
 
+/// `extract run` arguments; a flag given in `extra` replaces the fixture's.
 fn args(store: &Path, manifest: &Path, extra: &[&str]) -> Vec<String> {
     let f = fixture();
     let cfg = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/extract_demo.toml");
@@ -75,8 +76,10 @@ fn args(store: &Path, manifest: &Path, extra: &[&str]) -> Vec<String> {
         ("--clip", m("clip")),
         ("--batch-size", "3".into()),
     ] {
-        a.push(flag.into());
-        a.push(v);
+        if !extra.contains(&flag) {
+            a.push(flag.into());
+            a.push(v);
+        }
     }
     a.extend(extra.iter().map(|s| s.to_string()));
     a

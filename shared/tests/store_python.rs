@@ -361,3 +361,91 @@ fn python_store_reads_in_rust_exactly() {
     let report = weld_cache::store::verify(&store_path).unwrap();
     assert!(!report.sound());
 }
+
+/// A format-1 store (side files inside the group) is refused by the readers with the way out,
+/// and `migrate` converts it in place: same chunks and markers, coordinates, `text/embed`,
+/// provenance and reports in attributes, and Python `zarr` then lists it with no warning.
+#[test]
+fn format_1_store_is_refused_then_migrated() {
+    use weld_cache::train::synth_store::{write_synth_store, SynthStoreSpec};
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("old.zarr");
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let spec = SynthStoreSpec {
+        n_train: 2,
+        n_val: 2,
+        n_test: 2,
+        ..Default::default()
+    };
+    write_synth_store(&p, &spec).unwrap();
+    let (emb, _) = weld_cache::train::store_source::text_embedding(&p).unwrap();
+    let emb: Vec<f32> = Vec::try_from(emb).unwrap();
+    let before = StoreReader::open(&p).unwrap();
+    let names: Vec<String> = before.specs().into_iter().map(|s| s.name).collect();
+    let chunk = std::fs::read(p.join("video/tokens/c/3/0/0")).unwrap();
+    // Rewrite it into the format-1 layout.
+    std::fs::create_dir_all(p.join("_markers/image")).unwrap();
+    for n in &names {
+        std::fs::create_dir_all(p.join("_markers").join(n).parent().unwrap()).unwrap();
+        std::fs::rename(p.join(n).join("_markers"), p.join("_markers").join(n)).unwrap();
+        let mp = p.join(n).join("zarr.json");
+        let mut m = read_json(&mp);
+        m.as_object_mut().unwrap().remove("dimension_names");
+        std::fs::write(&mp, serde_json::to_vec(&m).unwrap()).unwrap();
+    }
+    for c in ["sample", "class_code", "split", "text"] {
+        std::fs::remove_dir_all(p.join(c)).unwrap();
+    }
+    std::fs::write(
+        p.join("text_embed.json"),
+        serde_json::to_vec(&json!({"prompt": "a normal weld", "dim": emb.len(), "embedding": emb}))
+            .unwrap(),
+    )
+    .unwrap();
+    std::fs::create_dir_all(p.join("provenance")).unwrap();
+    std::fs::write(p.join("provenance/video.json"), br#"{"weights": [{"file": "w"}]}"#).unwrap();
+    std::fs::write(p.join("extract_report.json"), br#"{"faults": []}"#).unwrap();
+    let mut root = read_json(&p.join("zarr.json"));
+    root["attributes"]["weld_cache_store"]["format_version"] = json!(1);
+    root["attributes"].as_object_mut().unwrap().remove("coordinates");
+    std::fs::write(p.join("zarr.json"), serde_json::to_vec(&root).unwrap()).unwrap();
+
+    let e = StoreReader::open(&p).err().expect("a format-1 store must be refused");
+    assert!(matches!(e, Error::Store(StoreError::OldFormat { found: 1, .. })), "{e}");
+    assert!(e.to_string().contains("extract migrate --store"), "{e}");
+
+    let r = weld_cache::store::migrate(&p).unwrap();
+    assert_eq!(r.from_version, 1);
+    assert_eq!(r.arrays, names.len());
+    assert_eq!(r.markers_moved, names.len() * 6);
+    assert_eq!(r.coordinates_written, ["sample", "class_code", "split"]);
+    assert_eq!(r.provenance, ["video"]);
+    assert!(r.text_embed);
+    assert_eq!(r.reports, ["reports/extract"]);
+    let after = StoreReader::open(&p).unwrap();
+    assert_eq!(after.fingerprint(), before.fingerprint(), "same arrays and attributes");
+    assert!(after.array("video/tokens").unwrap().is_done(5));
+    assert_eq!(std::fs::read(p.join("video/tokens/c/3/0/0")).unwrap(), chunk);
+    assert_eq!(read_text_embed_values(&p), emb);
+    assert_eq!(
+        after.group_attrs("video").unwrap().unwrap()["provenance"]["weights"][0]["file"],
+        json!("w")
+    );
+    assert!(weld_cache::store::verify(&p).unwrap().sound());
+    for gone in ["_markers", "provenance", "text_embed.json", "extract_report.json"] {
+        assert!(!p.join(gone).exists(), "{gone} left behind");
+    }
+    // A second run changes nothing.
+    let again = weld_cache::store::migrate(&p).unwrap();
+    assert_eq!((again.markers_moved, again.text_embed), (0, false));
+    oracle("read", &p, &out);
+    let got = read_json(&out.join("read.json"));
+    assert_eq!(got["warnings"], json!([]), "python zarr warned: {}", got["warnings"]);
+}
+
+fn read_text_embed_values(p: &Path) -> Vec<f32> {
+    weld_cache::store::read_text_embed(&StoreReader::open(p).unwrap())
+        .unwrap()
+        .values
+}

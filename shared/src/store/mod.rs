@@ -48,6 +48,7 @@ mod error;
 mod fsutil;
 mod layout;
 mod markers;
+mod migrate;
 mod reader;
 mod text;
 mod verify;
@@ -55,6 +56,7 @@ mod writer;
 
 pub use error::StoreError;
 pub use markers::Marker;
+pub use migrate::{migrate, MigrateReport};
 pub use text::{read_text_embed, text_embed_exists, write_text_embed, TEXT_EMBED};
 pub use reader::{ArrayReader, MappedChunk, StoreReader, StoreVector};
 pub use verify::{

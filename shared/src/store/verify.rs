@@ -132,7 +132,10 @@ impl VerifyReport {
     /// with `require_complete`, faulted samples make it NOT SOUND too.
     pub fn verdict(&self, extra: usize, require_complete: bool) -> (bool, String) {
         let pending: usize = self.arrays.iter().map(|a| a.pending).sum();
-        let faulted = self.faults.len();
+        let mut faulted_samples: Vec<usize> = self.faults.iter().map(|f| f.index).collect();
+        faulted_samples.sort_unstable();
+        faulted_samples.dedup();
+        let faulted = faulted_samples.len();
         let n_problems = self.problems.len() + extra;
         if n_problems > 0 {
             let mut m = format!("NOT SOUND: {n_problems} problem(s)");

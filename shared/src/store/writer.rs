@@ -94,7 +94,7 @@ fn group_json(attrs: Map<String, Value>) -> Value {
 }
 
 /// fsync every file and folder under `dir` (a freshly prepared temporary folder), `dir` last.
-fn fsync_tree(dir: &Path) -> Result<()> {
+pub(crate) fn fsync_tree(dir: &Path) -> Result<()> {
     let mut paths = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -112,7 +112,7 @@ fn fsync_tree(dir: &Path) -> Result<()> {
 
 /// Writes the complete 1-D array `name` (one chunk holding all values, dimension `dim`) into the
 /// folder `root` (a store or its temporary folder) through zarrs.
-fn write_coord(root: &Path, coord: &Coord, dim: &str) -> Result<()> {
+pub(crate) fn write_coord(root: &Path, coord: &Coord, dim: &str) -> Result<()> {
     let n = coord.values.len() as u64;
     let store = fs_store(root)?;
     let path = format!("/{}", coord.name);

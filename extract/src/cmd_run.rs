@@ -214,14 +214,21 @@ fn sample_table_problems(reader: &weld_cache::store::StoreReader) -> Vec<String>
     use weld_cache::data::manifest::CLASS_NAMES;
     let rows = match weld_cache::train::store_source::sample_table(reader) {
         Ok(rows) => rows,
-        Err(e) => return vec![format!("{e} (the heads cannot read it; extract the store again)")],
+        Err(e) => {
+            return vec![format!(
+                "{e} (the heads cannot read it; extract the store again)"
+            )]
+        }
     };
     let mut problems = Vec::new();
     for (i, r) in rows.iter().enumerate() {
         let at = format!("sample {i} (`{}`)", r.key);
         let split = r.split.parse::<weld_cache::train::Split>();
         if split.is_err() {
-            problems.push(format!("{at}: split `{}` (expected TRAIN, VAL or TEST)", r.split));
+            problems.push(format!(
+                "{at}: split `{}` (expected TRAIN, VAL or TEST)",
+                r.split
+            ));
         }
         match CLASS_NAMES.get(usize::from(r.class_code)) {
             None => problems.push(format!("{at}: class code {} is unknown", r.class_code)),
@@ -263,7 +270,10 @@ pub fn verify(args: VerifyArgs) -> Result<()> {
         println!("sample table problem: {p}");
     }
     if table.is_empty() {
-        println!("sample table: {} rows, readable by the heads", reader.n_samples());
+        println!(
+            "sample table: {} rows, readable by the heads",
+            reader.n_samples()
+        );
     }
     // The verdict comes last and counts every check above.
     let (ok, verdict) = report.verdict(prov.len() + table.len(), args.require_complete);

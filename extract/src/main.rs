@@ -68,7 +68,11 @@ fn migrate(a: &MigrateArgs) -> Result<()> {
         r.markers_moved,
         r.coordinates_written,
         r.provenance,
-        if r.text_embed { "converted" } else { "unchanged" },
+        if r.text_embed {
+            "converted"
+        } else {
+            "unchanged"
+        },
         r.reports
     );
     Ok(())

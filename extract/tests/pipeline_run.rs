@@ -496,11 +496,21 @@ fn planted_faults_are_reported_and_the_rest_is_extracted() {
     let text = String::from_utf8_lossy(&v.stdout).to_string();
     assert!(v.status.success(), "{text}");
     let last = text.lines().last().unwrap();
-    assert!(last.contains("SOUND: every sample complete or faulted"), "{text}");
+    assert!(
+        last.contains("SOUND: every sample complete or faulted"),
+        "{text}"
+    );
     for i in [1, 4, 7, 10, 13] {
-        assert!(text.contains(&format!("({})", keys[i])), "fault of {} not listed:\n{text}", keys[i]);
+        assert!(
+            text.contains(&format!("({})", keys[i])),
+            "fault of {} not listed:\n{text}",
+            keys[i]
+        );
     }
-    assert!(text.contains(&format!("{}.flac", id(1))), "the fault names the file:\n{text}");
+    assert!(
+        text.contains(&format!("{}.flac", id(1))),
+        "the fault names the file:\n{text}"
+    );
     assert!(!text.contains(" pending sample"), "{text}");
     // --require-complete makes them fatal.
     let v = run(&[
@@ -511,7 +521,11 @@ fn planted_faults_are_reported_and_the_rest_is_extracted() {
     ]);
     assert!(!v.status.success());
     let text = String::from_utf8_lossy(&v.stdout);
-    assert!(text.lines().last().unwrap().contains("faulted sample(s) and --require-complete"));
+    assert!(text
+        .lines()
+        .last()
+        .unwrap()
+        .contains("faulted sample(s) and --require-complete"));
     // A damaged sample repaired and rerun is written and its fault marker removed.
     Command::new("cp")
         .args([

@@ -38,7 +38,15 @@ fn fixture() -> &'static Fixture {
         let models = tmp.path().join("models");
         let d = data.to_str().unwrap();
         let o = run(&[
-            "synth", "--out", d, "--samples", "6", "--seed", "5", "--seconds", "2",
+            "synth",
+            "--out",
+            d,
+            "--samples",
+            "6",
+            "--seed",
+            "5",
+            "--seconds",
+            "2",
         ]);
         assert!(o.status.success(), "{}", text(&o));
         let o = run(&[
@@ -178,7 +186,11 @@ fn manifest_faults_are_named() {
         let a = args(&store, &m, &[]);
         let o = run(&a.iter().map(String::as_str).collect::<Vec<_>>());
         refused(&store, &o, want);
-        assert!(text(&o).contains(name), "the message names the file:\n{}", text(&o));
+        assert!(
+            text(&o).contains(name),
+            "the message names the file:\n{}",
+            text(&o)
+        );
     }
 }
 
@@ -198,8 +210,14 @@ fn the_writers_own_error_is_reported() {
     let t = text(&o);
     assert_eq!(o.status.code(), Some(1), "{t}");
     assert!(!t.contains("stopped unexpectedly"), "{t}");
-    assert!(t.contains("sensor/raw/c/0/0/0"), "the error names the file:\n{t}");
-    assert!(t.to_lowercase().contains("is a directory"), "the OS error is kept:\n{t}");
+    assert!(
+        t.contains("sensor/raw/c/0/0/0"),
+        "the error names the file:\n{t}"
+    );
+    assert!(
+        t.to_lowercase().contains("is a directory"),
+        "the OS error is kept:\n{t}"
+    );
 }
 
 #[test]
@@ -218,7 +236,11 @@ fn a_second_unsharded_run_is_refused() {
             text(&o)
         );
         let o = extract(&store, &["--only", "sensor", "--shard", "1/2"]);
-        assert!(text(&o).contains("an unsharded run holds the store"), "{}", text(&o));
+        assert!(
+            text(&o).contains("an unsharded run holds the store"),
+            "{}",
+            text(&o)
+        );
     }
     // Released (the kernel drops the lock with the holder): the next run proceeds.
     assert!(extract(&store, &["--only", "sensor"]).status.success());
@@ -241,7 +263,10 @@ fn verify_reads_the_sample_table_as_the_heads_do() {
     let key = {
         let v: Value =
             serde_json::from_slice(&std::fs::read(store.join("zarr.json")).unwrap()).unwrap();
-        v["attributes"]["samples"][0]["key"].as_str().unwrap().to_string()
+        v["attributes"]["samples"][0]["key"]
+            .as_str()
+            .unwrap()
+            .to_string()
     };
     // A class name that disagrees with its class code.
     let bad = tmp.path().join("bad.zarr");
@@ -264,7 +289,10 @@ fn verify_reads_the_sample_table_as_the_heads_do() {
     );
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(
-        out.lines().last().unwrap().starts_with("verdict: NOT SOUND: 1 problem"),
+        out.lines()
+            .last()
+            .unwrap()
+            .starts_with("verdict: NOT SOUND: 1 problem"),
         "{out}"
     );
     // A table the heads cannot parse.
@@ -279,6 +307,9 @@ fn verify_reads_the_sample_table_as_the_heads_do() {
     let o = run(&["verify", "--store", bad.to_str().unwrap()]);
     let t = text(&o);
     assert_eq!(o.status.code(), Some(1), "{t}");
-    assert!(t.contains("has format version 1; this build reads version 2"), "{t}");
+    assert!(
+        t.contains("has format version 1; this build reads version 2"),
+        "{t}"
+    );
     assert!(t.contains("extract migrate --store"), "{t}");
 }

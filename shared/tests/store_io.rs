@@ -437,19 +437,35 @@ fn creation_rules() {
         .is_err());
     assert_eq!(s.arrays().unwrap(), vec![spec]);
     // Group attributes (where extract keeps provenance and reports) and store-level vectors.
-    s.write_group_attrs("reports/extract", json!({"report": {"faults": []}}).as_object().unwrap().clone())
-        .unwrap();
+    s.write_group_attrs(
+        "reports/extract",
+        json!({"report": {"faults": []}})
+            .as_object()
+            .unwrap()
+            .clone(),
+    )
+    .unwrap();
     let back = s.group_attrs("reports/extract").unwrap().unwrap();
     assert_eq!(back["report"], json!({"faults": []}));
     assert_eq!(s.group_attrs("reports/shard-9-of-10").unwrap(), None);
     assert!(s.write_group_attrs("image/tokens_L20", Map::new()).is_err());
     assert!(s.write_group_attrs("../x", Map::new()).is_err());
-    assert!(s.write_vector("text/embed", "feature", &[1.0, 2.0], Map::new()).unwrap());
-    assert!(!s.write_vector("text/embed", "feature", &[3.0], Map::new()).unwrap());
-    assert!(s.write_vector("bad", "feature", &[f32::NAN], Map::new()).is_err());
+    assert!(s
+        .write_vector("text/embed", "feature", &[1.0, 2.0], Map::new())
+        .unwrap());
+    assert!(!s
+        .write_vector("text/embed", "feature", &[3.0], Map::new())
+        .unwrap());
+    assert!(s
+        .write_vector("bad", "feature", &[f32::NAN], Map::new())
+        .is_err());
     let v = StoreReader::open(&p).unwrap().vector("text/embed").unwrap();
     assert_eq!(v.values, [1.0, 2.0]);
-    assert_eq!(s.arrays().unwrap().len(), 1, "groups and vectors are not per-sample arrays");
+    assert_eq!(
+        s.arrays().unwrap().len(),
+        1,
+        "groups and vectors are not per-sample arrays"
+    );
 }
 
 #[test]
@@ -584,7 +600,10 @@ fn verify_flags_missing_truncated_nan_and_tampered() {
     assert_eq!(got, want);
     assert!(text.contains("feat/c/2/0/0"), "{text}");
     let (ok, verdict) = report.verdict(0, false);
-    assert!(!ok && verdict.starts_with("NOT SOUND: 4 problem(s)"), "{verdict}");
+    assert!(
+        !ok && verdict.starts_with("NOT SOUND: 4 problem(s)"),
+        "{verdict}"
+    );
     let json = serde_json::to_value(&report).unwrap();
     assert_eq!(json["problems"].as_array().unwrap().len(), 4);
     // The reader refuses the damaged chunks by name too.
@@ -660,7 +679,11 @@ fn run_locks_refuse_overlapping_runs() {
     let _a = store.lock_run(Some("shard-0-of-2")).unwrap();
     let _b = other.lock_run(Some("shard-1-of-2")).unwrap();
     let e = store_err(other.lock_run(Some("shard-0-of-2")).err().unwrap());
-    assert!(e.to_string().contains("another process runs shard shard-0-of-2"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("another process runs shard shard-0-of-2"),
+        "{e}"
+    );
     assert!(other.lock_run(None).is_err());
 }
 

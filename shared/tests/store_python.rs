@@ -185,7 +185,10 @@ fn extract_layout_opens_cleanly_in_zarr_and_xarray() {
     write_synth_store(&store_path, &spec).unwrap();
     let s = FeatureStore::open(&store_path).unwrap();
     let mut prov = Map::new();
-    prov.insert("provenance".into(), json!({"weights": [{"file": "m", "sha256": "00"}]}));
+    prov.insert(
+        "provenance".into(),
+        json!({"weights": [{"file": "m", "sha256": "00"}]}),
+    );
     s.write_group_attrs("video", prov).unwrap();
     let mut rep = Map::new();
     rep.insert("report".into(), json!({"faults": [], "samples": 7}));
@@ -194,11 +197,18 @@ fn extract_layout_opens_cleanly_in_zarr_and_xarray() {
         .unwrap();
     s.mark_faulted("extra/late", 1, &json!({"sample": "x", "error": "broken"}))
         .unwrap();
-    assert!(store_path.join("extra/late/_markers/1.fault.json").is_file());
+    assert!(store_path
+        .join("extra/late/_markers/1.fault.json")
+        .is_file());
 
     oracle("read", &store_path, &out);
     let got = read_json(&out.join("read.json"));
-    assert_eq!(got["warnings"], json!([]), "python zarr warned: {}", got["warnings"]);
+    assert_eq!(
+        got["warnings"],
+        json!([]),
+        "python zarr warned: {}",
+        got["warnings"]
+    );
     let arrays = got["arrays"].as_object().unwrap();
     let mut names: Vec<&str> = arrays.keys().map(String::as_str).collect();
     names.sort();
@@ -233,8 +243,14 @@ fn extract_layout_opens_cleanly_in_zarr_and_xarray() {
         json!(["sample", "layer", "view", "stat", "feature"])
     );
     assert_eq!(arrays["text/embed"]["dimension_names"], json!(["feature"]));
-    assert_eq!(got["groups"]["video"]["provenance"]["weights"][0]["sha256"], json!("00"));
-    assert_eq!(got["groups"]["reports/extract"]["report"]["samples"], json!(7));
+    assert_eq!(
+        got["groups"]["video"]["provenance"]["weights"][0]["sha256"],
+        json!("00")
+    );
+    assert_eq!(
+        got["groups"]["reports/extract"]["report"]["samples"],
+        json!(7)
+    );
     // The text embedding Python reads is the one the heads read.
     let (emb, _) = weld_cache::train::store_source::text_embedding(&store_path).unwrap();
     let py = std::fs::read(out.join("text__embed.bin")).unwrap();
@@ -264,7 +280,10 @@ fn extract_layout_opens_cleanly_in_zarr_and_xarray() {
         node("/image")["vars"]["tokens_L2"]["dims"],
         json!(["sample", "view", "token", "feature"])
     );
-    assert_eq!(node("/sensor")["vars"]["raw"]["dims"], json!(["sample", "step", "channel"]));
+    assert_eq!(
+        node("/sensor")["vars"]["raw"]["dims"],
+        json!(["sample", "step", "channel"])
+    );
     assert_eq!(node("/text")["vars"]["embed"]["dims"], json!(["feature"]));
     // Children inherit the root's sample index (the keys); xarray inherits indexed
     // coordinates only, so `split` and `class_code` are read from the root.
@@ -404,15 +423,27 @@ fn format_1_store_is_refused_then_migrated() {
     )
     .unwrap();
     std::fs::create_dir_all(p.join("provenance")).unwrap();
-    std::fs::write(p.join("provenance/video.json"), br#"{"weights": [{"file": "w"}]}"#).unwrap();
+    std::fs::write(
+        p.join("provenance/video.json"),
+        br#"{"weights": [{"file": "w"}]}"#,
+    )
+    .unwrap();
     std::fs::write(p.join("extract_report.json"), br#"{"faults": []}"#).unwrap();
     let mut root = read_json(&p.join("zarr.json"));
     root["attributes"]["weld_cache_store"]["format_version"] = json!(1);
-    root["attributes"].as_object_mut().unwrap().remove("coordinates");
+    root["attributes"]
+        .as_object_mut()
+        .unwrap()
+        .remove("coordinates");
     std::fs::write(p.join("zarr.json"), serde_json::to_vec(&root).unwrap()).unwrap();
 
-    let e = StoreReader::open(&p).err().expect("a format-1 store must be refused");
-    assert!(matches!(e, Error::Store(StoreError::OldFormat { found: 1, .. })), "{e}");
+    let e = StoreReader::open(&p)
+        .err()
+        .expect("a format-1 store must be refused");
+    assert!(
+        matches!(e, Error::Store(StoreError::OldFormat { found: 1, .. })),
+        "{e}"
+    );
     assert!(e.to_string().contains("extract migrate --store"), "{e}");
 
     let r = weld_cache::store::migrate(&p).unwrap();
@@ -424,16 +455,28 @@ fn format_1_store_is_refused_then_migrated() {
     assert!(r.text_embed);
     assert_eq!(r.reports, ["reports/extract"]);
     let after = StoreReader::open(&p).unwrap();
-    assert_eq!(after.fingerprint(), before.fingerprint(), "same arrays and attributes");
+    assert_eq!(
+        after.fingerprint(),
+        before.fingerprint(),
+        "same arrays and attributes"
+    );
     assert!(after.array("video/tokens").unwrap().is_done(5));
-    assert_eq!(std::fs::read(p.join("video/tokens/c/3/0/0")).unwrap(), chunk);
+    assert_eq!(
+        std::fs::read(p.join("video/tokens/c/3/0/0")).unwrap(),
+        chunk
+    );
     assert_eq!(read_text_embed_values(&p), emb);
     assert_eq!(
         after.group_attrs("video").unwrap().unwrap()["provenance"]["weights"][0]["file"],
         json!("w")
     );
     assert!(weld_cache::store::verify(&p).unwrap().sound());
-    for gone in ["_markers", "provenance", "text_embed.json", "extract_report.json"] {
+    for gone in [
+        "_markers",
+        "provenance",
+        "text_embed.json",
+        "extract_report.json",
+    ] {
         assert!(!p.join(gone).exists(), "{gone} left behind");
     }
     // A second run changes nothing.
@@ -441,7 +484,12 @@ fn format_1_store_is_refused_then_migrated() {
     assert_eq!((again.markers_moved, again.text_embed), (0, false));
     oracle("read", &p, &out);
     let got = read_json(&out.join("read.json"));
-    assert_eq!(got["warnings"], json!([]), "python zarr warned: {}", got["warnings"]);
+    assert_eq!(
+        got["warnings"],
+        json!([]),
+        "python zarr warned: {}",
+        got["warnings"]
+    );
 }
 
 fn read_text_embed_values(p: &Path) -> Vec<f32> {

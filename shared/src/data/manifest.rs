@@ -180,7 +180,10 @@ impl Manifest {
             .headers()
             .map_err(|e| err(1, format!("cannot read header: {e}")))?
             .clone();
-        if headers.iter().all(|h| h.trim_start_matches('\u{feff}').is_empty()) {
+        if headers
+            .iter()
+            .all(|h| h.trim_start_matches('\u{feff}').is_empty())
+        {
             return Err(err(
                 1,
                 format!(

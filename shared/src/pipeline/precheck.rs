@@ -27,8 +27,8 @@ pub struct Checked {
 pub fn precheck(cfg: &ExtractConfig) -> Result<Checked> {
     cfg.validate()?;
     let device = crate::device::parse_device(&cfg.run.device)?;
-    let kind = parse_kind(&cfg.run.dtype)
-        .map_err(|e| Error::Msg(format!("--dtype / run.dtype: {e}")))?;
+    let kind =
+        parse_kind(&cfg.run.dtype).map_err(|e| Error::Msg(format!("--dtype / run.dtype: {e}")))?;
     let manifest = Manifest::read(&cfg.data.manifest)?;
     if manifest.samples.is_empty() {
         return Err(Error::Msg(format!(
@@ -43,7 +43,12 @@ pub fn precheck(cfg: &ExtractConfig) -> Result<Checked> {
         match stage {
             StageKind::Sensor => {}
             StageKind::Text => {
-                check_model(&cfg.models.clip, "--clip", &["clip", "clip_text_model"], "CLIP")?;
+                check_model(
+                    &cfg.models.clip,
+                    "--clip",
+                    &["clip", "clip_text_model"],
+                    "CLIP",
+                )?;
                 let tok = cfg.models.clip.join("tokenizer.json");
                 if !tok.is_file() {
                     return Err(Error::Msg(format!(

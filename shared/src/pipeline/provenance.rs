@@ -91,9 +91,10 @@ pub fn check_store_provenance(reader: &StoreReader, array_names: &[String]) -> V
         match reader.group_attrs(stage) {
             Err(e) => Err(e.to_string()),
             Ok(None) => Err(format!("{}: no zarr group", at.display())),
-            Ok(Some(a)) => a.get(PROVENANCE_ATTR).cloned().ok_or_else(|| {
-                format!("{}: no `{PROVENANCE_ATTR}` attribute", at.display())
-            }),
+            Ok(Some(a)) => a
+                .get(PROVENANCE_ATTR)
+                .cloned()
+                .ok_or_else(|| format!("{}: no `{PROVENANCE_ATTR}` attribute", at.display())),
         }
     };
     for stage in stages {

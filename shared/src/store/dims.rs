@@ -80,7 +80,10 @@ mod tests {
             dimension_names("image/tokens_L20", 3),
             ["sample", "view", "token", "feature"]
         );
-        assert_eq!(dimension_names("audio/window_start_s", 1), ["sample", "window"]);
+        assert_eq!(
+            dimension_names("audio/window_start_s", 1),
+            ["sample", "window"]
+        );
         assert_eq!(
             dimension_names("video/tokens", 3),
             ["sample", "tokens_d1", "tokens_d2", "tokens_d3"]

@@ -39,7 +39,12 @@ pub(crate) fn fault_path(root: &Path, array: &str, index: usize) -> PathBuf {
 }
 
 /// Writes the fault marker of sample `index` atomically (fixed temporary name per sample).
-pub(crate) fn write_fault(root: &Path, array: &str, index: usize, v: &serde_json::Value) -> Result<()> {
+pub(crate) fn write_fault(
+    root: &Path,
+    array: &str,
+    index: usize,
+    v: &serde_json::Value,
+) -> Result<()> {
     let tmp = format!(".{index}.fault.json.tmp");
     write_atomic_via(&fault_path(root, array, index), &tmp, &to_json_bytes(v))
 }

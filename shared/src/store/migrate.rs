@@ -20,7 +20,9 @@ use std::path::Path;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use super::fsutil::{read_json, rename_dir_if_absent, to_json_bytes, unique_tmp_name, write_atomic};
+use super::fsutil::{
+    read_json, rename_dir_if_absent, to_json_bytes, unique_tmp_name, write_atomic,
+};
 use super::layout::list_arrays;
 use super::{dims, Coord, CoordValues, FeatureStore, StoreError, FORMAT_VERSION, STORE_ATTR};
 use crate::{Error, Result};
@@ -172,9 +174,8 @@ pub fn migrate(path: &Path) -> Result<MigrateReport> {
     let text = path.join("text_embed.json");
     if text.is_file() {
         let v = read_json(&text)?;
-        let emb: Vec<f32> = serde_json::from_value(v["embedding"].clone()).map_err(|e| {
-            Error::Msg(format!("{}: no `embedding` array: {e}", text.display()))
-        })?;
+        let emb: Vec<f32> = serde_json::from_value(v["embedding"].clone())
+            .map_err(|e| Error::Msg(format!("{}: no `embedding` array: {e}", text.display())))?;
         let prompt = v["prompt"].as_str().unwrap_or("");
         super::write_text_embed(&store, prompt, &emb)?;
         fs::remove_file(&text).map_err(|e| Error::io(&text, e))?;
@@ -220,8 +221,8 @@ fn write_coord_in_place(path: &Path, c: &Coord) -> Result<()> {
         },
     };
     let done = (|| {
-        super::writer::write_coord(&tmp, &staged, dims::SAMPLE_DIM)?;
-        super::writer::fsync_tree(&tmp.join("a"))?;
+        super::side::write_coord(&tmp, &staged, dims::SAMPLE_DIM)?;
+        super::side::fsync_tree(&tmp.join("a"))?;
         rename_dir_if_absent(&tmp.join("a"), &path.join(&c.name))
     })();
     let _ = fs::remove_dir_all(&tmp);

@@ -50,6 +50,7 @@ mod layout;
 mod markers;
 mod migrate;
 mod reader;
+mod side;
 mod text;
 mod verify;
 mod writer;
@@ -57,12 +58,13 @@ mod writer;
 pub use error::StoreError;
 pub use markers::Marker;
 pub use migrate::{migrate, MigrateReport};
-pub use text::{read_text_embed, text_embed_exists, write_text_embed, TEXT_EMBED};
 pub use reader::{ArrayReader, MappedChunk, StoreReader, StoreVector};
+pub use side::RunLock;
+pub use text::{read_text_embed, text_embed_exists, write_text_embed, TEXT_EMBED};
 pub use verify::{
     verify, verify_with, ArrayVerify, Problem, ProblemKind, SampleFault, VerifyReport,
 };
-pub use writer::{FeatureStore, RunLock, SampleWrite};
+pub use writer::{FeatureStore, SampleWrite};
 
 use serde::{Deserialize, Serialize};
 

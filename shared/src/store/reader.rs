@@ -245,7 +245,7 @@ impl StoreReader {
     /// provenance); `None` when there is no such group.
     pub fn group_attrs(&self, group: &str) -> Result<Option<Map<String, Value>>> {
         super::validate_name(group)?;
-        super::writer::read_group_attrs(&self.root, group)
+        super::side::read_group_attrs(&self.root, group)
     }
 }
 

@@ -167,9 +167,15 @@ pub fn write_synth_store(path: &Path, s: &SynthStoreSpec) -> Result<()> {
     let mut attrs = serde_json::Map::new();
     attrs.insert("samples".into(), serde_json::Value::Array(samples.clone()));
     let coords = crate::store::dims::sample_coords(
-        samples.iter().map(|r| r["key"].as_str().unwrap_or("").to_string()).collect(),
+        samples
+            .iter()
+            .map(|r| r["key"].as_str().unwrap_or("").to_string())
+            .collect(),
         classes.iter().map(|&c| Some(c)).collect(),
-        samples.iter().map(|r| r["split"].as_str().unwrap_or("").to_string()).collect(),
+        samples
+            .iter()
+            .map(|r| r["split"].as_str().unwrap_or("").to_string())
+            .collect(),
     );
     let store = FeatureStore::create_with(path, n, attrs, &coords)?;
     let d = s.dtype;

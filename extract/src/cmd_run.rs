@@ -208,40 +208,37 @@ pub struct VerifyArgs {
     require_complete: bool,
 }
 
-/// Problems of the store's sample table, read as strictly as `train-head` reads it (every row
-/// parses, one row per sample, a known split, class code and class name agree, TRAIN is good).
+/// Problems of the store's sample table, read by the parser the heads use
+/// ([`weld_cache::schema::sample_table`]: every row parses, one row per sample, keys unique, a
+/// class code always carries one name), plus: each class code names its class in the dataset's
+/// class table, and TRAIN holds good welds only.
 fn sample_table_problems(reader: &weld_cache::store::StoreReader) -> Vec<String> {
     use weld_cache::data::manifest::CLASS_NAMES;
-    let rows = match weld_cache::train::store_source::sample_table(reader) {
+    use weld_cache::schema::Split;
+    let rows = match weld_cache::schema::sample_table(reader) {
         Ok(rows) => rows,
         Err(e) => {
             return vec![format!(
-                "{e} (the heads cannot read it; extract the store again)"
+                "{e} (the heads refuse it; extract the store again)"
             )]
         }
     };
     let mut problems = Vec::new();
     for (i, r) in rows.iter().enumerate() {
         let at = format!("sample {i} (`{}`)", r.key);
-        let split = r.split.parse::<weld_cache::train::Split>();
-        if split.is_err() {
-            problems.push(format!(
-                "{at}: split `{}` (expected TRAIN, VAL or TEST)",
-                r.split
-            ));
-        }
-        match CLASS_NAMES.get(usize::from(r.class_code)) {
-            None => problems.push(format!("{at}: class code {} is unknown", r.class_code)),
-            Some(&name) if name != r.class_name => problems.push(format!(
-                "{at}: class code {} is `{name}`, but the table names the class `{}`",
-                r.class_code, r.class_name
+        let (Some(code), Some(name)) = (r.class_code, r.class_name.as_deref()) else {
+            continue; // unlabelled (checked by the parser)
+        };
+        match CLASS_NAMES.get(usize::from(code)) {
+            None => problems.push(format!("{at}: class code {code} is unknown (0..=11)")),
+            Some(&known) if known != name => problems.push(format!(
+                "{at}: class code {code} is `{known}`, but the table names the class `{name}`"
             )),
             Some(_) => {}
         }
-        if matches!(split, Ok(weld_cache::train::Split::Train)) && r.class_code != 0 {
+        if r.split == Split::Train && code != 0 {
             problems.push(format!(
-                "{at}: TRAIN sample of class {} `{}` (TRAIN must hold good welds only)",
-                r.class_code, r.class_name
+                "{at}: TRAIN sample of class {code} `{name}` (TRAIN must hold good welds only)"
             ));
         }
     }

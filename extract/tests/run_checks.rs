@@ -260,33 +260,55 @@ fn verify_reads_the_sample_table_as_the_heads_do() {
     assert!(extract(&store, &["--only", "sensor"]).status.success());
     let o = run(&["verify", "--store", store.to_str().unwrap()]);
     assert!(o.status.success(), "{}", text(&o));
-    let key = {
+    let rows = {
         let v: Value =
             serde_json::from_slice(&std::fs::read(store.join("zarr.json")).unwrap()).unwrap();
-        v["attributes"]["samples"][0]["key"]
-            .as_str()
-            .unwrap()
-            .to_string()
+        v["attributes"]["samples"].as_array().unwrap().clone()
     };
-    // A class name that disagrees with its class code.
+    let good: Vec<usize> = (0..rows.len())
+        .filter(|&i| rows[i]["class_code"] == json!(0))
+        .collect();
+    let (first, key) = (good[0], rows[good[0]]["key"].as_str().unwrap().to_string());
+    // Every good weld named `undercut`: consistent within the table, but not the class table.
     let bad = tmp.path().join("bad.zarr");
     Command::new("cp")
         .args(["-a", store.to_str().unwrap(), bad.to_str().unwrap()])
         .status()
         .unwrap();
     set_root_attr(&bad, |v| {
-        v["attributes"]["samples"][0]["class_name"] = json!("undercut");
+        for &i in &good {
+            v["attributes"]["samples"][i]["class_name"] = json!("undercut");
+        }
     });
     let o = run(&["verify", "--store", bad.to_str().unwrap()]);
     let t = text(&o);
     assert_eq!(o.status.code(), Some(1), "{t}");
     assert!(
         t.contains(&format!(
-            "sample table problem: sample 0 (`{key}`): class code 0 is `good`, but the table \
-             names the class `undercut`"
+            "sample table problem: sample {first} (`{key}`): class code 0 is `good`, but the \
+             table names the class `undercut`"
         )),
         "{t}"
     );
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.lines()
+            .last()
+            .unwrap()
+            .starts_with(&format!("verdict: NOT SOUND: {} problem", good.len())),
+        "{out}"
+    );
+    // One good weld named otherwise: the table contradicts itself, the heads refuse it.
+    set_root_attr(&bad, |v| {
+        for &i in &good[1..] {
+            v["attributes"]["samples"][i]["class_name"] = json!("good");
+        }
+    });
+    let o = run(&["verify", "--store", bad.to_str().unwrap()]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(t.contains("class code 0 is named"), "{t}");
+    assert!(t.contains("the heads refuse it"), "{t}");
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(
         out.lines()

@@ -3,8 +3,11 @@
 //!
 //! Data flow, one module per concern:
 //! `data` (manifest, sample discovery, decoders, synthetic data) -> `preprocess` (image, video,
-//! Kaldi fbank) -> `backbones` (loader + one file per model) -> `store` (Zarr v3 schema, writer,
-//! reader, markers) -> `heads` -> `train` -> `metrics`.
+//! Kaldi fbank) -> `backbones` (loader + one file per model) -> `pipeline` (extract run) ->
+//! `store` (Zarr v3 writer, reader, markers) with `schema` (array names, sample table, splits)
+//! -> `features` (the generic feeder every head shares, synthetic stores) -> `heads` (traits,
+//! registry, one folder per head) -> `train` (gradient loop, fit-once, evaluation) ->
+//! `metrics` -> `runs` (run folders, sweeps, leaderboards).
 //!
 //! Cargo features: `backbones` gates the frozen backbones and the tensor-side preprocessing
 //! (libtorch only); `extract` adds the decoders (opencv, symphonia), synthetic media, the dataset
@@ -16,12 +19,15 @@ pub mod backbones;
 pub mod data;
 pub mod device;
 pub mod error;
+pub mod features;
 pub mod heads;
 pub mod metrics;
 #[cfg(feature = "extract")]
 pub mod pipeline;
 #[cfg(feature = "backbones")]
 pub mod preprocess;
+pub mod runs;
+pub mod schema;
 pub mod store;
 pub mod train;
 

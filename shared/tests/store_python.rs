@@ -171,7 +171,7 @@ fn rust_store_reads_in_python_exactly() {
 /// with named dimensions and the sample coordinates.
 #[test]
 fn extract_layout_opens_cleanly_in_zarr_and_xarray() {
-    use weld_cache::train::synth_store::{write_synth_store, SynthStoreSpec};
+    use weld_cache::features::synth_store::{write_synth_store, SynthStoreSpec};
     let dir = tempfile::tempdir().unwrap();
     let store_path = dir.path().join("synth.zarr");
     let out = dir.path().join("out");
@@ -252,7 +252,7 @@ fn extract_layout_opens_cleanly_in_zarr_and_xarray() {
         json!(7)
     );
     // The text embedding Python reads is the one the heads read.
-    let (emb, _) = weld_cache::train::store_source::text_embedding(&store_path).unwrap();
+    let (emb, _) = weld_cache::schema::text_embedding(&store_path).unwrap();
     let py = std::fs::read(out.join("text__embed.bin")).unwrap();
     let e: Vec<f32> = Vec::try_from(emb).unwrap();
     assert_eq!(py, bytemuck::cast_slice::<f32, u8>(&e));
@@ -386,7 +386,7 @@ fn python_store_reads_in_rust_exactly() {
 /// provenance and reports in attributes, and Python `zarr` then lists it with no warning.
 #[test]
 fn format_1_store_is_refused_then_migrated() {
-    use weld_cache::train::synth_store::{write_synth_store, SynthStoreSpec};
+    use weld_cache::features::synth_store::{write_synth_store, SynthStoreSpec};
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("old.zarr");
     let out = dir.path().join("out");
@@ -398,7 +398,7 @@ fn format_1_store_is_refused_then_migrated() {
         ..Default::default()
     };
     write_synth_store(&p, &spec).unwrap();
-    let (emb, _) = weld_cache::train::store_source::text_embedding(&p).unwrap();
+    let (emb, _) = weld_cache::schema::text_embedding(&p).unwrap();
     let emb: Vec<f32> = Vec::try_from(emb).unwrap();
     let before = StoreReader::open(&p).unwrap();
     let names: Vec<String> = before.specs().into_iter().map(|s| s.name).collect();

@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 use std::path::Path;
 use tch::{nn, Device, Tensor};
-use weld_cache::train::mlp_ae::{MlpAe, MlpAeConfig};
-use weld_cache::train::synth::{SynthConfig, SynthFeatures};
+use weld_cache::features::synth::{SynthConfig, SynthFeatures};
+use weld_cache::heads::mlp_ae::{MlpAe, MlpAeConfig};
 use weld_cache::train::{
     apply_set, evaluate_best, fit, load_config, trainer::FitOutcome, Evaluation, RunOptions,
     TrainConfig,
@@ -33,6 +33,7 @@ fn train_cfg(seed: u64) -> TrainConfig {
         ema_max_decay: 0.9999,
         patience: 20,
         seed,
+        schedule: Default::default(),
     }
 }
 
@@ -55,6 +56,7 @@ const AE: MlpAeConfig = MlpAeConfig {
     hidden: 32,
     bottleneck: 4,
     input_dropout: 0.1,
+    features: Vec::new(),
 };
 
 struct Run {
@@ -193,7 +195,7 @@ fn learns_is_deterministic_and_resumes_exactly() {
     let fp = src.fingerprint();
     let again = evaluate_best(&head, &vs, &mut src, &a, &fp, cfg.eval_batch_size).unwrap();
     assert_eq!(again.metrics, ev.metrics);
-    assert_eq!(again.test_scores, ev.test_scores);
+    assert_eq!(again.test.scores, ev.test.scores);
 
     // another store is refused, by eval and by resume
     let err = evaluate_best(&head, &vs, &mut src, &a, "other-store", 32)
@@ -235,7 +237,11 @@ fn defaults_config_and_overrides() {
     let path = repo.join("configs/train_defaults.toml");
     let doc = load_config(&path, &[]).unwrap();
     let cfg = TrainConfig::from_doc(&doc).unwrap();
-    assert_eq!((cfg.lr, cfg.min_lr, cfg.warmup_epochs), (2e-5, 1e-7, 3));
+    assert_eq!((cfg.lr, cfg.min_lr, cfg.warmup_epochs), (2e-5, 1e-7, 0));
+    assert_eq!(
+        cfg.schedule,
+        weld_cache::train::schedule::ScheduleKind::CosineAnnealing
+    );
     assert_eq!((cfg.patience, cfg.batch_size, cfg.seed), (20, 32, 42));
     assert_eq!(
         (cfg.grad_clip, cfg.betas, cfg.eps),

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Command;
 use tch::{nn, Device, Kind, Tensor};
+use weld_cache::train::schedule::ScheduleKind;
 use weld_cache::train::{AdamW, AdamWConfig, Ema, Schedule};
 
 fn python() -> PathBuf {
@@ -95,6 +96,7 @@ fn schedule_curve() {
         warmup_epochs: 3,
         warmup_start_lr: 1e-7,
         epochs: 100,
+        kind: ScheduleKind::WarmupCosine,
     };
     let lr: Vec<f64> = (0..100).map(|e| s.lr_at(e)).collect();
     assert_eq!(lr[0], 1e-7);
@@ -114,6 +116,16 @@ fn schedule_curve() {
     assert_eq!(v5.lr_at(0), 5e-7);
     assert_eq!(v5.lr_at(8), 2e-5);
     assert!(v5.lr_at(7) < 2e-5);
+    // causal_film.toml: the seed's CosineAnnealingLR(T_max=100, eta_min=1e-7), no warm-up
+    let code = Schedule {
+        warmup_epochs: 0,
+        kind: ScheduleKind::CosineAnnealing,
+        ..s
+    };
+    assert_eq!(code.lr_at(0), 2e-5);
+    assert!((code.lr_at(50) - (2e-5 + 1e-7) / 2.0).abs() < 1e-18);
+    let torch_last = 1e-7 + (2e-5 - 1e-7) * (1.0 + (std::f64::consts::PI * 0.99).cos()) / 2.0;
+    assert_eq!(code.lr_at(99), torch_last);
 }
 
 #[test]
@@ -141,4 +153,30 @@ fn ema_ramp_and_swap() {
         capped.update();
     }
     assert_eq!(capped.decay(), 0.5);
+}
+
+#[test]
+fn clip_groups_clip_each_group_on_its_own() {
+    let vs = nn::VarStore::new(tch::Device::Cpu);
+    let root = vs.root();
+    let a = (&root / "model").var("a", &[2], nn::Init::Const(0.0));
+    let b = (&root / "clip_head").var("b", &[2], nn::Init::Const(0.0));
+    let grads = |opt: &mut AdamW| {
+        opt.zero_grad();
+        // d/da = [3, 4] (norm 5), d/db = [6, 8] (norm 10)
+        let loss = (&a * Tensor::from_slice(&[3.0f32, 4.0])).sum(Kind::Float)
+            + (&b * Tensor::from_slice(&[6.0f32, 8.0])).sum(Kind::Float);
+        loss.backward();
+    };
+    let mut opt = AdamW::new(&vs, AdamWConfig::default());
+    grads(&mut opt);
+    let n = opt.clip_grad_norm_groups(1.0, &["clip_head.".to_string()]);
+    assert!((n - 5.0).abs() < 1e-6, "main group norm {n}");
+    let norm = |t: &Tensor| t.grad().norm().double_value(&[]);
+    assert!((norm(&a) - 1.0).abs() < 1e-5 && (norm(&b) - 1.0).abs() < 1e-5);
+    // one global norm (the original with a trained head): sqrt(125), both scaled alike
+    grads(&mut opt);
+    let n = opt.clip_grad_norm(1.0);
+    assert!((n - 125f64.sqrt()).abs() < 1e-5);
+    assert!((norm(&a) - 5.0 / 125f64.sqrt()).abs() < 1e-5);
 }

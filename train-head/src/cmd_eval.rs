@@ -1,20 +1,18 @@
 //! `train-head eval`: re-score VAL and TEST from RUN/best.safetensors with RUN/config.toml
 //! (threshold from VAL), print the requested split as JSON, and say whether it equals
 //! RUN/metrics.json.
-use crate::heads::{with_head, Job, Setup};
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
 use std::path::PathBuf;
-use tch::nn;
-use weld_cache::train::{
-    evaluate_best, BatchSource, RunMetrics, Split, TrainConfig, TrainableHead,
-};
+use weld_cache::heads::registry;
+use weld_cache::schema::Split;
+use weld_cache::train::{Outcome, RunMetrics, Setup, Task};
 
 #[derive(Args)]
 pub struct EvalArgs {
-    /// Feature store folder (or `synth`); must be the store the run was trained on
+    /// Feature store folder; must be the store the run was trained on
     #[arg(long)]
-    store: String,
+    store: PathBuf,
     /// Run folder written by `train-head train`
     #[arg(long)]
     run: PathBuf,
@@ -27,22 +25,6 @@ pub struct EvalArgs {
     /// Load the splits into device memory once
     #[arg(long)]
     resident: bool,
-}
-
-struct EvalJob {
-    run: PathBuf,
-    eval_batch_size: usize,
-}
-
-impl Job for EvalJob {
-    type Output = RunMetrics;
-    fn run<H, S>(self, head: &H, vs: &nn::VarStore, src: &mut S, fp: &str) -> Result<RunMetrics>
-    where
-        H: TrainableHead,
-        S: BatchSource<Batch = H::Batch>,
-    {
-        Ok(evaluate_best(head, vs, src, &self.run, fp, self.eval_batch_size)?.metrics)
-    }
 }
 
 /// A small text table of a run's metrics.
@@ -68,23 +50,26 @@ pub fn run(args: EvalArgs) -> Result<()> {
         .with_context(|| format!("reading {}", cfg_path.display()))?;
     let doc: toml::Value =
         toml::from_str(&text).with_context(|| format!("parsing {}", cfg_path.display()))?;
-    let cfg = TrainConfig::from_doc(&doc).with_context(|| cfg_path.display().to_string())?;
     let setup = Setup {
         doc: &doc,
         store: &args.store,
         device: weld_cache::device::parse_device(&args.device)?,
         resident: args.resident,
+        verbose: true,
     };
-    let job = EvalJob {
+    let task = Task::Eval {
         run: args.run.clone(),
-        eval_batch_size: cfg.eval_batch_size,
     };
-    let m = with_head(&setup, cfg.seed, job)
-        .with_context(|| format!("evaluating {}", args.run.display()))?;
+    let m = match registry::run(&setup, task)
+        .with_context(|| format!("evaluating {}", args.run.display()))?
+    {
+        Outcome::Evaluated(ev) => ev.metrics,
+        _ => unreachable!("an eval task evaluates"),
+    };
     let part = match split {
         Split::Val => &m.val,
         Split::Test => &m.test,
-        Split::Train => anyhow::bail!("TRAIN holds only good samples: evaluate VAL or TEST"),
+        other => bail!("{other} is not scored by eval: evaluate VAL or TEST"),
     };
     println!("{}", serde_json::to_string_pretty(part)?);
     let saved = args.run.join("metrics.json");

@@ -4,7 +4,7 @@
 use anyhow::{Context, Result};
 use clap::Args;
 use std::path::PathBuf;
-use weld_cache::train::synth_store::{write_synth_store, SynthStoreSpec};
+use weld_cache::features::synth_store::{write_synth_store, SynthStoreSpec};
 
 #[derive(Args)]
 pub struct SynthStoreArgs {

@@ -1,23 +1,21 @@
-//! `train-head train`: resolve the config, build head + source, run the training loop with a
-//! progress bar per epoch and one summary line per epoch, print the final metrics.
-use crate::heads::{with_head, Job, Setup};
+//! `train-head train`: resolve the config, run the head the config names (through the registry)
+//! with a progress bar per epoch and one summary line per epoch, print the final metrics.
 use anyhow::{Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
-use tch::nn;
-use weld_cache::train::trainer::FitOutcome;
-use weld_cache::train::{fit, BatchSource, Event, RunOptions, TrainConfig, TrainableHead};
+use weld_cache::heads::registry;
+use weld_cache::train::{Event, FitOutcome, Outcome, RunOptions, Setup, Task, TrainConfig};
 
 #[derive(Args)]
 pub struct TrainArgs {
-    /// Feature store folder (or `synth` for the config's synthetic features)
+    /// Feature store folder (written by `extract run` or `train-head synth-store`)
     #[arg(long)]
-    store: String,
-    /// TOML config (`[train]` table plus the head's tables)
+    store: PathBuf,
+    /// TOML config (`head`, `[train]` and the head's tables; see configs/)
     #[arg(long)]
     config: PathBuf,
-    /// Run folder (config.toml, history.csv, checkpoints, metrics.json, plots/)
+    /// Run folder (config.toml, history.csv, checkpoints, metrics.json, scores.csv, plots/)
     #[arg(long)]
     out: PathBuf,
     /// Override a config key: `--set train.lr=1e-4` (repeatable)
@@ -38,6 +36,9 @@ pub struct TrainArgs {
     /// Stop after this many epochs of this invocation (continue later with --resume)
     #[arg(long, value_name = "N")]
     stop_after_epochs: Option<usize>,
+    /// libtorch intra-op threads (default: libtorch's own, one per core)
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
 }
 
 /// The config file with `--set` overrides and `--head` applied.
@@ -53,88 +54,87 @@ pub fn resolve_config(
             .context("config is not a table")?
             .insert("head".into(), toml::Value::String(h.to_string()));
     }
+    registry::lookup(&registry::head_name(&doc)?)?;
     Ok(doc)
 }
 
-struct TrainJob {
-    cfg: TrainConfig,
-    opts: RunOptions,
+/// `1.2345e-7` for small magnitudes, `0.1234` otherwise: every loss term stays readable.
+pub fn num(v: f64) -> String {
+    if v != 0.0 && v.abs() < 1e-3 {
+        format!("{v:.3e}")
+    } else {
+        format!("{v:.4}")
+    }
 }
 
-impl Job for TrainJob {
-    type Output = FitOutcome;
-    fn run<H, S>(self, head: &H, vs: &nn::VarStore, src: &mut S, fp: &str) -> Result<FitOutcome>
-    where
-        H: TrainableHead,
-        S: BatchSource<Batch = H::Batch>,
-    {
-        let n_params: i64 = vs
-            .trainable_variables()
-            .iter()
-            .map(|t| t.numel() as i64)
-            .sum();
-        println!("trainable parameters: {n_params}");
-        let opts = RunOptions {
-            fingerprint: fp.to_string(),
-            ..self.opts
-        };
-        let total = self.cfg.epochs;
-        let mut bar: Option<ProgressBar> = None;
-        let mut on_event = |ev: Event| match ev {
-            Event::EpochStart { epoch, steps, .. } => {
-                let b = ProgressBar::new(steps as u64);
-                b.set_style(
-                    ProgressStyle::with_template("epoch {msg} [{bar:30}] {pos}/{len} {elapsed}")
-                        .expect("valid template"),
-                );
-                b.set_message(format!("{}/{total}", epoch + 1));
-                bar = Some(b);
+/// Sets libtorch's intra-op threads, bounded by the machine.
+pub fn set_threads(threads: Option<usize>) -> Result<()> {
+    if let Some(n) = threads {
+        let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+        if n == 0 || n > 4 * cores {
+            anyhow::bail!(
+                "--threads {n}: give 1..={} (this machine has {cores} cores)",
+                4 * cores
+            );
+        }
+        tch::set_num_threads(n as i32);
+    }
+    Ok(())
+}
+
+fn on_event(total: usize) -> impl FnMut(Event) {
+    let mut bar: Option<ProgressBar> = None;
+    move |ev: Event| match ev {
+        Event::EpochStart { epoch, steps, .. } => {
+            let b = ProgressBar::new(steps as u64);
+            b.set_style(
+                ProgressStyle::with_template("epoch {msg} [{bar:30}] {pos}/{len} {elapsed}")
+                    .expect("valid template"),
+            );
+            b.set_message(format!("{}/{total}", epoch + 1));
+            bar = Some(b);
+        }
+        Event::Step { .. } => {
+            if let Some(b) = &bar {
+                b.inc(1);
             }
-            Event::Step { .. } => {
-                if let Some(b) = &bar {
-                    b.inc(1);
-                }
+        }
+        Event::EpochEnd(r) => {
+            if let Some(b) = bar.take() {
+                b.finish_and_clear();
             }
-            Event::EpochEnd(r) => {
-                if let Some(b) = bar.take() {
-                    b.finish_and_clear();
-                }
-                let terms: Vec<String> =
-                    r.terms.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
-                let diag: Vec<String> = r
-                    .diagnostics
-                    .iter()
-                    .map(|(k, v)| format!("{k} {v:.4}"))
-                    .collect();
-                let ema = r
-                    .val_auroc_ema
-                    .map(|a| format!(" ema {a:.4}"))
-                    .unwrap_or_default();
-                println!(
-                    "epoch {:>3}/{total} lr {:.2e} loss {:.4} ({}) | val auroc raw {:.4}{ema} -> {} | {} | {:.1}s",
-                    r.epoch + 1,
-                    r.lr,
-                    r.loss,
-                    terms.join(", "),
-                    r.val_auroc_raw,
-                    r.chosen,
-                    diag.join(", "),
-                    r.seconds
-                );
-            }
-        };
-        Ok(fit(head, vs, src, &self.cfg, &opts, &mut on_event)?)
+            let terms: Vec<String> = r
+                .terms
+                .iter()
+                .map(|(k, v)| format!("{k} {}", num(*v)))
+                .collect();
+            let diag: Vec<String> = r
+                .diagnostics
+                .iter()
+                .map(|(k, v)| format!("{k} {}", num(*v)))
+                .collect();
+            let ema = r
+                .val_auroc_ema
+                .map(|a| format!(" ema {a:.4}"))
+                .unwrap_or_default();
+            println!(
+                "epoch {:>3}/{total} lr {:.2e} loss {} ({}) | val auroc raw {:.4}{ema} -> {} | {} | {:.1}s",
+                r.epoch + 1,
+                r.lr,
+                num(r.loss),
+                terms.join(", "),
+                r.val_auroc_raw,
+                r.chosen,
+                diag.join(", "),
+                r.seconds
+            );
+        }
     }
 }
 
 pub fn run(args: TrainArgs) -> Result<()> {
-    let mut doc = resolve_config(&args.config, &args.sets, args.head.as_deref())?;
-    if doc.get("head").is_none() {
-        let name = crate::heads::head_name(&doc, &args.store)?;
-        if let Some(t) = doc.as_table_mut() {
-            t.insert("head".into(), toml::Value::String(name));
-        }
-    }
+    set_threads(args.threads)?;
+    let doc = resolve_config(&args.config, &args.sets, args.head.as_deref())?;
     let cfg = TrainConfig::from_doc(&doc).with_context(|| args.config.display().to_string())?;
     let device = weld_cache::device::parse_device(&args.device)?;
     let config_text = toml::to_string(&doc).context("serialising the resolved config")?;
@@ -143,9 +143,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
         store: &args.store,
         device,
         resident: args.resident,
+        verbose: true,
     };
-    let job = TrainJob {
-        cfg: cfg.clone(),
+    let mut events = on_event(cfg.epochs);
+    let task = Task::Train {
         opts: RunOptions {
             out: args.out.clone(),
             fingerprint: String::new(),
@@ -153,18 +154,20 @@ pub fn run(args: TrainArgs) -> Result<()> {
             resume: args.resume,
             max_epochs_this_run: args.stop_after_epochs,
         },
+        on_event: &mut events,
     };
-    match with_head(&setup, cfg.seed, job)
-        .with_context(|| format!("training into {}", args.out.display()))?
-    {
-        FitOutcome::Paused { epochs_done } => println!(
+    let outcome = registry::run(&setup, task)
+        .with_context(|| format!("training into {}", args.out.display()))?;
+    match outcome {
+        Outcome::Trained(FitOutcome::Paused { epochs_done }) => println!(
             "stopped after {epochs_done} epochs; continue with --resume (run {})",
             args.out.display()
         ),
-        FitOutcome::Finished(ev) => {
+        Outcome::Trained(FitOutcome::Finished(ev)) => {
             print!("{}", crate::cmd_eval::table(&ev.metrics));
             println!("run written to {}", args.out.display());
         }
+        _ => unreachable!("a train task trains"),
     }
     Ok(())
 }

@@ -1,8 +1,10 @@
 //! `train-head`: trains, evaluates and sweeps the small heads on a memory-mapped feature store.
+//! Every head comes from the library's registry (`weld_cache::heads::registry`): this binary
+//! holds no per-head code.
 mod cmd_eval;
+mod cmd_sweep;
 mod cmd_synth_store;
 mod cmd_train;
-mod heads;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -11,7 +13,7 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "train-head",
     version,
-    about = "Train and evaluate heads on cached features"
+    about = "Train, evaluate and sweep heads on cached features"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -22,10 +24,13 @@ struct Cli {
 enum Cmd {
     /// Print the libtorch build and whether CUDA is usable.
     Doctor,
-    /// Train a head; writes config.toml, history.csv, checkpoints, metrics.json and plots/.
+    /// Train a head; writes config.toml, history.csv, checkpoints, metrics.json, scores.csv and
+    /// plots/.
     Train(cmd_train::TrainArgs),
     /// Re-evaluate a run's best checkpoint on VAL or TEST.
     Eval(cmd_eval::EvalArgs),
+    /// Run a grid of trials x seeds (each an ordinary run) and write a leaderboard.
+    Sweep(cmd_sweep::SweepArgs),
     /// Write a synthetic feature store (extractor schema, planted defects) for trials.
     SynthStore(cmd_synth_store::SynthStoreArgs),
 }
@@ -36,6 +41,7 @@ fn main() -> Result<()> {
         Cmd::Doctor => print!("{}", weld_cache::device::doctor_report()),
         Cmd::Train(a) => cmd_train::run(a)?,
         Cmd::Eval(a) => cmd_eval::run(a)?,
+        Cmd::Sweep(a) => cmd_sweep::run(a)?,
         Cmd::SynthStore(a) => cmd_synth_store::run(a)?,
     }
     Ok(())

@@ -5,88 +5,11 @@
 //! mismatches, incomplete samples and a defective TRAIN sample.
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use weld_cache::features::synth_store::{write_synth_store, SynthStoreSpec};
 use weld_cache::store::{ArraySpec, FeatureStore, StoreDtype};
-use weld_cache::train::synth_store::{write_synth_store, SynthStoreSpec};
 
-/// A tiny Causal-FiLM (every key required by the config parser) for the default synthetic
-/// store: widths 8, 5 views, 6 tokens per view, hidden states 0..2 with tokens of 1 and 2.
-const CONFIG: &str = r#"
-head = "causal-film"
-
-[model]
-d_model = 16
-proj_hidden = 16
-video_dim = 8
-audio_dim = 8
-image_dim = 8
-n_views = 5
-sensor_channels = 6
-sensor_hidden = 8
-sensor_norm = "train"
-feature_dropout = 0.1
-feature_mask = 0.1
-
-[model.mamba]
-layers = 1
-d_state = 4
-d_conv = 4
-expand = 2
-dt_rank = 1
-dt_min = 0.001
-dt_max = 0.1
-dt_init_floor = 0.0001
-
-[model.process]
-layers = 1
-heads = 2
-ff = 32
-dropout = 0.1
-
-[model.result]
-branches = [
-  { layer = 1, pool = "mean" },
-  { layer = 1, pool = "gem", p0 = 3.0 },
-  { layer = 2, pool = "max" },
-]
-gate_reduction = 4
-hidden = 16
-gem_eps = 1e-6
-
-[model.decoder]
-act = "silu"
-dropout = 0.1
-
-[model.clip_head]
-trainable = false
-hidden = 8
-text_dim = 16
-dropout = 0.1
-
-[loss]
-cos_weight = 1.0
-gram_weight = 1.0
-clip_weight = 0.01
-rec = { kind = "smooth_l1_topk", weight = 1.0, beta = 0.1, topk = 0.5 }
-score = { topk = 0.5, weight = 10.0 }
-
-[train]
-epochs = 10
-batch_size = 16
-eval_batch_size = 16
-drop_last = false
-lr = 3e-3
-min_lr = 1e-5
-warmup_epochs = 1
-warmup_start_lr = 1e-4
-weight_decay = 1e-2
-betas = [0.9, 0.999]
-eps = 1e-8
-grad_clip = 0.5
-ema = true
-ema_max_decay = 0.9999
-patience = 20
-seed = 42
-"#;
+mod common;
+use common::CAUSAL_FILM as CONFIG;
 
 /// The default synthetic store with short sensor series (the Mamba scan dominates CPU time).
 fn small() -> SynthStoreSpec {

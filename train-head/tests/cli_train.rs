@@ -1,32 +1,20 @@
-//! `train-head train` / `eval` end to end on the synthetic features (`--store synth`) with the
-//! MLP-AE baseline: outputs, `--set`, stop + `--resume` equal to an uninterrupted run, and
-//! `eval` reproducing metrics.json; a run killed mid-way resumes to the same result.
+//! `train-head train` / `eval` end to end with the `mlp-ae` head on a synthetic store: outputs
+//! (metrics.json, scores.csv, run.json, plots), `--set`, stop + `--resume` equal to an
+//! uninterrupted run, `eval` reproducing metrics.json, a run killed mid-way resuming to the same
+//! result, and a refused resume naming the changed key.
+mod common;
+
+use common::{bin, json, ok, setup, MLP_AE};
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Output, Stdio};
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_train-head"))
-}
-
-fn config() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../configs/mlp_ae_synth.toml")
-}
-
-fn ok(out: Output) -> Output {
-    assert!(
-        out.status.success(),
-        "train-head failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn train(out: &Path, extra: &[&str]) -> Output {
+fn train(store: &Path, cfg: &Path, out: &Path, extra: &[&str]) -> Output {
     let mut c = bin();
-    c.args(["train", "--store", "synth", "--config"])
-        .arg(config())
+    c.args(["train", "--store"])
+        .arg(store)
+        .arg("--config")
+        .arg(cfg)
         .arg("--out")
         .arg(out)
         .args(["--set", "train.epochs=5"])
@@ -43,13 +31,11 @@ fn history(dir: &Path) -> String {
         .join("\n")
 }
 
-fn json(path: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
 #[test]
 fn train_resume_eval() {
     let tmp = tempfile::tempdir().unwrap();
+    let (store, cfg_path) = setup(tmp.path(), MLP_AE);
+    let train = |out: &Path, extra: &[&str]| train(&store, &cfg_path, out, extra);
     let (a, r) = (tmp.path().join("a"), tmp.path().join("r"));
     let out = ok(train(&a, &[]));
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -78,6 +64,14 @@ fn train_resume_eval() {
         assert!(!m["val"][k].is_null() && !m["test"][k].is_null(), "{k}");
     }
     assert_eq!(m["val"]["threshold"], m["test"]["threshold"]);
+    // scores.csv: TRAIN, VAL and TEST of the default synthetic store (48 / 24 / 24)
+    let scores = std::fs::read_to_string(a.join("scores.csv")).unwrap();
+    assert_eq!(scores.lines().next().unwrap(), "key,split,class,score");
+    assert_eq!(scores.lines().count(), 1 + 48 + 24 + 24);
+    assert_eq!(scores.lines().filter(|l| l.contains(",VAL,")).count(), 24);
+    let info = json(&a.join("run.json"));
+    assert_eq!(info["head"], "mlp-ae");
+    assert_eq!(info["learner"], "gradient");
 
     // stop after 2 epochs, then resume: identical to the uninterrupted run
     let out = ok(train(&r, &["--stop-after-epochs", "2"]));
@@ -90,8 +84,10 @@ fn train_resume_eval() {
     // killed (SIGKILL) during the run, then resumed: identical as well
     let k = tmp.path().join("k");
     let mut child = bin()
-        .args(["train", "--store", "synth", "--config"])
-        .arg(config())
+        .args(["train", "--store"])
+        .arg(&store)
+        .arg("--config")
+        .arg(&cfg_path)
         .arg("--out")
         .arg(&k)
         .args(["--set", "train.epochs=5"])
@@ -114,7 +110,9 @@ fn train_resume_eval() {
     // eval reproduces metrics.json for both splits
     for (split, key) in [("VAL", "val"), ("TEST", "test")] {
         let out = ok(bin()
-            .args(["eval", "--store", "synth", "--run"])
+            .args(["eval", "--store"])
+            .arg(&store)
+            .arg("--run")
             .arg(&a)
             .args(["--split", split])
             .output()
@@ -128,6 +126,11 @@ fn train_resume_eval() {
     let out = train(&a, &[]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--resume"));
+    // a resume with another config names the changed key
+    let out = train(&r, &["--resume", "--set", "train.lr=0.5"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("train.lr = 0.01 -> 0.5"), "{err}");
     let out = train(&tmp.path().join("x"), &["--set", "train.lr_typo=1"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("lr_typo"));

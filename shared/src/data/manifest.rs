@@ -8,9 +8,7 @@
 //! the `CC` suffix of the id `MM-DD-YY-NNNN-CC`. Any violation is an [`Error::Manifest`] naming
 //! the file and line.
 use std::collections::HashSet;
-use std::fmt;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 use crate::error::{Error, Result};
 
@@ -46,47 +44,7 @@ pub const MANIFEST_COLUMNS: [&str; 12] = [
     "SPLIT",
 ];
 
-/// Dataset split of a sample.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Split {
-    Train,
-    Val,
-    Test,
-}
-
-impl Split {
-    pub const ALL: [Split; 3] = [Split::Train, Split::Val, Split::Test];
-
-    /// `"TRAIN" | "VAL" | "TEST"` (the manifest spelling).
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Split::Train => "TRAIN",
-            Split::Val => "VAL",
-            Split::Test => "TEST",
-        }
-    }
-}
-
-impl fmt::Display for Split {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Split {
-    type Err = Error;
-    /// Case-insensitive `TRAIN`, `VAL` (or `VALID`, `VALIDATION`), `TEST`.
-    fn from_str(s: &str) -> Result<Self> {
-        match s.trim().to_ascii_uppercase().as_str() {
-            "TRAIN" => Ok(Split::Train),
-            "VAL" | "VALID" | "VALIDATION" => Ok(Split::Val),
-            "TEST" => Ok(Split::Test),
-            other => Err(Error::Msg(format!(
-                "unknown split {other:?} (expected TRAIN, VAL or TEST)"
-            ))),
-        }
-    }
-}
+pub use crate::schema::Split;
 
 /// One manifest row.
 #[derive(Debug, Clone, PartialEq)]
@@ -257,6 +215,12 @@ impl Manifest {
                 ));
             }
             let split: Split = get(11).parse().map_err(|e| err(line, format!("{e}")))?;
+            if split == Split::Unlabelled {
+                return Err(err(
+                    line,
+                    "SPLIT is UNLABELLED in a labelled manifest (TRAIN, VAL or TEST)".into(),
+                ));
+            }
             if !seen.insert(key.clone()) {
                 return Err(err(line, format!("duplicate SUBDIRS {key:?}")));
             }

@@ -233,3 +233,74 @@ pub fn plot_training(
     }
     root.present().map_err(|e| err(path, e))
 }
+
+/// The sweep leaderboard chart: one column per trial (leaderboard order), VAL and TEST
+/// I-AUROC means with +-1 std error bars. `rows`: `(trial, [val_mean, val_std, test_mean,
+/// test_std])`.
+pub fn plot_leaderboard(path: &Path, rows: &[(String, [f64; 4])]) -> Result<()> {
+    register_font()?;
+    let width = (200 + 90 * rows.len() as u32).clamp(640, 2400);
+    let root = BitMapBackend::new(path, (width, 560)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(path, e))?;
+    let lo = rows
+        .iter()
+        .flat_map(|(_, v)| [v[0] - v[1], v[2] - v[3]])
+        .fold(1.0f64, f64::min);
+    let hi = rows
+        .iter()
+        .flat_map(|(_, v)| [v[0] + v[1], v[2] + v[3]])
+        .fold(0.0f64, f64::max);
+    let (lo, hi) = ((lo - 0.05).max(0.0), (hi + 0.05).min(1.0).max(lo + 0.1));
+    let n = rows.len().max(1);
+    let mut chart = ChartBuilder::on(&root)
+        .caption("Sweep leaderboard (sorted by VAL)", ("sans-serif", 22))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(56)
+        .build_cartesian_2d(-0.5f64..(n as f64 - 0.5), lo..hi)
+        .map_err(|e| err(path, e))?;
+    chart
+        .configure_mesh()
+        .x_labels(n.min(40))
+        .x_label_formatter(&|x| {
+            let i = x.round();
+            if (x - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < rows.len() {
+                format!("#{}", i as usize + 1)
+            } else {
+                String::new()
+            }
+        })
+        .x_desc("rank (see leaderboard.md for the trial names)")
+        .y_desc("I-AUROC")
+        .draw()
+        .map_err(|e| err(path, e))?;
+    for (k, (name, off)) in [("VAL", -0.12f64), ("TEST", 0.12)].into_iter().enumerate() {
+        let c = color(k);
+        let pts: Vec<(f64, f64, f64)> = rows
+            .iter()
+            .enumerate()
+            .map(|(i, (_, v))| (i as f64 + off, v[2 * k], v[2 * k + 1]))
+            .collect();
+        chart
+            .draw_series(pts.iter().map(|&(x, m, s)| {
+                ErrorBar::new_vertical(x, m - s, m, m + s, c.filled().stroke_width(2), 10)
+            }))
+            .map_err(|e| err(path, e))?
+            .label(name)
+            .legend(move |(x, y)| Circle::new((x + 10, y), 4, c.filled()));
+        chart
+            .draw_series(
+                pts.iter()
+                    .map(|&(x, m, _)| Circle::new((x, m), 4, c.filled())),
+            )
+            .map_err(|e| err(path, e))?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| err(path, e))?;
+    root.present().map_err(|e| err(path, e))
+}

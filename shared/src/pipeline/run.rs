@@ -7,6 +7,7 @@ use super::stages::*;
 use crate::backbones::{ast::Ast, clip::ClipText, dinov3::Dinov3, vjepa2::VJepa2};
 use crate::data::manifest::Manifest;
 use crate::preprocess::fbank::{Fbank, FbankConfig};
+use crate::schema::{SampleRow, SAMPLES_ATTR};
 use crate::store::{ArraySpec, Coord, FeatureStore, StoreDtype};
 use crate::{Error, Result};
 use serde::Serialize;
@@ -34,22 +35,28 @@ pub struct ExtractReport {
     pub seconds: f64,
 }
 
-/// The store's group attributes: the sample table. Every process of a run must agree on it.
-fn store_attrs(manifest: &Manifest) -> serde_json::Map<String, Value> {
-    let samples: Vec<Value> = manifest
+/// The store's group attributes: the sample table ([`crate::schema::SampleRow`] per sample).
+/// Every process of a run must agree on it.
+fn store_attrs(manifest: &Manifest) -> Result<serde_json::Map<String, Value>> {
+    let samples: Vec<SampleRow> = manifest
         .samples
         .iter()
-        .map(|r| {
-            json!({
-                "key": r.key, "id": r.id, "class_code": r.class_code, "class_name": r.class_name,
-                "split": r.split.as_str(), "session": r.directory,
-            })
+        .map(|r| SampleRow {
+            key: r.key.clone(),
+            id: r.id.clone(),
+            class_code: Some(r.class_code),
+            class_name: Some(r.class_name.clone()),
+            split: r.split,
+            session: Some(r.directory.clone()),
         })
         .collect();
     let mut m = serde_json::Map::new();
     m.insert("kind".into(), json!("weld-cache feature store"));
-    m.insert("samples".into(), Value::Array(samples));
-    m
+    m.insert(
+        SAMPLES_ATTR.into(),
+        serde_json::to_value(samples).map_err(|e| Error::Msg(format!("sample table: {e}")))?,
+    );
+    Ok(m)
 }
 
 /// The 1-D coordinate arrays of the sample axis (`sample` = key, `class_code`, `split`).
@@ -80,7 +87,7 @@ pub fn run_extract(
     let store = FeatureStore::open_or_create_with(
         &cfg.store.path,
         n,
-        store_attrs(&manifest),
+        store_attrs(&manifest)?,
         &store_coords(&manifest),
     )?;
     let shard_part = (opts.shard.count > 1)

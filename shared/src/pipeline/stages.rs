@@ -23,14 +23,13 @@ use crate::{Error, Result};
 use std::path::Path;
 use tch::{Device, Kind, Tensor};
 
-pub use crate::train::store_source::{
-    AUDIO_TOKENS, IMAGE_POOLED, SENSOR_RAW, TEXT_FILE, VIDEO_TOKENS,
+pub use crate::schema::{
+    AUDIO_STARTS, AUDIO_TOKENS, IMAGE_POOLED, SENSOR_RAW, TEXT_FILE, VIDEO_TOKENS,
 };
-pub const AUDIO_STARTS: &str = "audio/window_start_s";
 
-/// Name of the token array of DINOv3 hidden-state index `layer` (the schema `train-head` reads).
+/// Name of the token array of DINOv3 hidden-state index `layer` (see [`crate::schema`]).
 pub fn image_tokens_name(layer: usize) -> String {
-    crate::train::store_source::image_tokens_name(layer as i64)
+    crate::schema::image_tokens_name(layer as i64)
 }
 
 /// The per-sample inputs every stage starts from.

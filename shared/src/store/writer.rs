@@ -14,16 +14,12 @@ use zarrs::filesystem::FilesystemStore;
 use zarrs::group::GroupBuilder;
 
 use super::convert::{encode, scan, EncodeFault, Encoded};
-use super::fsutil::{
-    fsync_all, fsync_dir, fsync_file, rename_dir_if_absent, to_json_bytes, unique_tmp_name,
-    write_atomic,
-};
+use super::fsutil::{fsync_all, fsync_dir, fsync_file, rename_dir_if_absent, unique_tmp_name};
 use super::layout::{list_arrays, list_leftovers, node_type, read_array, read_group, ArrayLayout};
 use super::markers::{self, Marker};
 use super::side::{fsync_tree, write_coord};
 use super::{
-    dims, validate_name, ArraySpec, Coord, CoordValues, StoreDtype, StoreError, FORMAT_VERSION,
-    STORE_ATTR,
+    dims, validate_name, ArraySpec, Coord, StoreDtype, StoreError, FORMAT_VERSION, STORE_ATTR,
 };
 use crate::{Error, Result};
 
@@ -401,7 +397,7 @@ impl FeatureStore {
     }
 
     /// The open array `name` (from the cache, else from disk).
-    pub(crate) fn handle(&self, name: &str) -> Result<Arc<WriteArray>> {
+    fn handle(&self, name: &str) -> Result<Arc<WriteArray>> {
         if let Some(h) = self.arrays.read().unwrap().get(name) {
             return Ok(h.clone());
         }
@@ -429,7 +425,7 @@ impl FeatureStore {
         self.cache_array(layout)
     }
 
-    pub(crate) fn check_index(&self, array: &str, index: usize) -> Result<()> {
+    fn check_index(&self, array: &str, index: usize) -> Result<()> {
         if index >= self.n_samples {
             return Err(StoreError::IndexOutOfRange {
                 path: self.root.clone(),

@@ -91,23 +91,30 @@ impl AdamW {
     /// (`clip_grad_norm_`: coefficient `max_norm / (norm + 1e-6)` clamped to 1, always applied).
     /// Returns the norm before clipping.
     pub fn clip_grad_norm(&mut self, max_norm: f64) -> f64 {
-        let _guard = tch::no_grad_guard();
-        let grads: Vec<Tensor> = self
-            .params
-            .iter()
-            .map(|p| p.grad())
-            .filter(|g| g.defined())
-            .collect();
-        if grads.is_empty() {
-            return 0.0;
+        self.clip_grad_norm_groups(max_norm, &[])
+    }
+
+    /// [`AdamW::clip_grad_norm`] per group: the variables whose name starts with one of
+    /// `own_groups` are clipped as a group of their own (one group per prefix); all others form
+    /// the main group. Returns the main group's norm before clipping.
+    pub fn clip_grad_norm_groups(&mut self, max_norm: f64, own_groups: &[String]) -> f64 {
+        let group_of = |name: &str| {
+            own_groups
+                .iter()
+                .position(|p| name.starts_with(p.as_str()))
+                .map_or(0, |k| k + 1)
+        };
+        let mut main = 0.0;
+        for g in 0..=own_groups.len() {
+            let idx: Vec<usize> = (0..self.params.len())
+                .filter(|&i| group_of(&self.names[i]) == g)
+                .collect();
+            let norm = clip_group(&self.params, &idx, max_norm);
+            if g == 0 {
+                main = norm;
+            }
         }
-        let norms: Vec<Tensor> = grads.iter().map(|g| g.norm()).collect();
-        let total = Tensor::stack(&norms, 0).norm();
-        let coef = ((&total + 1e-6).reciprocal() * max_norm).clamp_max(1.0);
-        for mut g in grads {
-            let _ = g.g_mul_(&coef);
-        }
-        total.double_value(&[])
+        main
     }
 
     /// One AdamW update of every parameter with a defined gradient.
@@ -172,4 +179,24 @@ pub(crate) fn copy_checked(dst: &mut Tensor, src: &Tensor, key: &str) -> Result<
     let _guard = tch::no_grad_guard();
     dst.copy_(&src.to_kind(dst.kind()).to_device(dst.device()));
     Ok(())
+}
+
+/// Clips the gradients of `params[idx]` to a global norm of `max_norm`; returns the norm.
+fn clip_group(params: &[Tensor], idx: &[usize], max_norm: f64) -> f64 {
+    let _guard = tch::no_grad_guard();
+    let grads: Vec<Tensor> = idx
+        .iter()
+        .map(|&i| params[i].grad())
+        .filter(|g| g.defined())
+        .collect();
+    if grads.is_empty() {
+        return 0.0;
+    }
+    let norms: Vec<Tensor> = grads.iter().map(|g| g.norm()).collect();
+    let total = Tensor::stack(&norms, 0).norm();
+    let coef = ((&total + 1e-6).reciprocal() * max_norm).clamp_max(1.0);
+    for mut g in grads {
+        let _ = g.g_mul_(&coef);
+    }
+    total.double_value(&[])
 }

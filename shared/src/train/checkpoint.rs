@@ -50,12 +50,19 @@ pub fn save(path: &Path, tensors: &[(String, Tensor)], state: &TrainState) -> Re
         .collect();
     all.push((STATE_KEY.to_string(), Tensor::from_slice(&json)));
     let tmp = tmp_path(path);
-    Tensor::write_safetensors(&all, &tmp)
-        .map_err(|e| Error::Msg(format!("{}: cannot write checkpoint: {e}", tmp.display())))?;
-    std::fs::File::open(&tmp)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    let r = Tensor::write_safetensors(&all, &tmp)
+        .map_err(|e| Error::Msg(format!("{}: cannot write checkpoint: {e}", tmp.display())))
+        .and_then(|_| {
+            std::fs::File::open(&tmp)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| Error::io(&tmp, e))
+        })
+        .and_then(|_| std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e)));
+    if r.is_err() {
+        // a full disk leaves a partial temporary file: remove it so nothing blocks --resume
+        let _ = std::fs::remove_file(&tmp);
+    }
+    r
 }
 
 /// Reads a checkpoint: its tensors (on CPU) and its state.
@@ -67,7 +74,20 @@ pub fn load(path: &Path) -> Result<(HashMap<String, Tensor>, TrainState)> {
         )));
     }
     let mut tensors: HashMap<String, Tensor> = Tensor::read_safetensors(path)
-        .map_err(|e| Error::Msg(format!("{}: cannot read checkpoint: {e}", path.display())))?
+        .map_err(|e| {
+            let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+            let why = e.to_string();
+            let hint = if why.contains("MetadataIncompleteBuffer") || why.contains("Incomplete") {
+                format!("the file is truncated ({size} bytes; a write was cut short)")
+            } else {
+                format!("not a readable safetensors file ({why})")
+            };
+            Error::Msg(format!(
+                "{}: cannot read checkpoint: {hint}. Delete it and train again, or resume from \
+                 the other checkpoint of the run (last.safetensors / best.safetensors)",
+                path.display()
+            ))
+        })?
         .into_iter()
         .collect();
     let raw = tensors

@@ -3,7 +3,7 @@
 //! Every key is documented in `configs/train_defaults.toml`; unknown keys are an error so a typo
 //! never silently falls back to a default.
 use crate::train::adamw::AdamWConfig;
-use crate::train::schedule::Schedule;
+use crate::train::schedule::{Schedule, ScheduleKind};
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -28,6 +28,9 @@ pub struct TrainConfig {
     pub ema_max_decay: f64,
     pub patience: usize,
     pub seed: u64,
+    /// `warmup_cosine` (default) or `cosine_annealing` (see [`crate::train::schedule`])
+    #[serde(default)]
+    pub schedule: ScheduleKind,
 }
 
 impl TrainConfig {
@@ -52,6 +55,9 @@ impl TrainConfig {
         if self.warmup_epochs >= self.epochs && self.warmup_epochs > 0 {
             return bad("warmup_epochs must be < epochs");
         }
+        if self.schedule == ScheduleKind::CosineAnnealing && self.warmup_epochs > 0 {
+            return bad("schedule = \"cosine_annealing\" has no warm-up: set warmup_epochs = 0");
+        }
         if !(self.lr > 0.0 && self.min_lr >= 0.0 && self.grad_clip > 0.0) {
             return bad("lr and grad_clip must be > 0, min_lr >= 0");
         }
@@ -75,6 +81,7 @@ impl TrainConfig {
             warmup_epochs: self.warmup_epochs,
             warmup_start_lr: self.warmup_start_lr,
             epochs: self.epochs,
+            kind: self.schedule,
         }
     }
 }
@@ -97,11 +104,16 @@ pub fn apply_set(doc: &mut toml::Value, set: &str) -> Result<()> {
     let (key, raw) = set
         .split_once('=')
         .ok_or_else(|| Error::Msg(format!("--set `{set}`: expected key=value")))?;
-    let key = key.trim();
     let value: toml::Value = match toml::from_str::<toml::Table>(&format!("v = {raw}")) {
         Ok(mut t) => t.remove("v").expect("parsed key"),
         Err(_) => toml::Value::String(raw.trim().to_string()),
     };
+    set_value(doc, key.trim(), value)
+}
+
+/// Sets the existing dotted `key` of a document to `value` (same TOML type; an integer may
+/// replace a float). Setting a key the document lacks is an error.
+pub fn set_value(doc: &mut toml::Value, key: &str, value: toml::Value) -> Result<()> {
     let mut node = doc;
     let parts: Vec<&str> = key.split('.').collect();
     for (i, part) in parts.iter().enumerate() {
@@ -119,7 +131,7 @@ pub fn apply_set(doc: &mut toml::Value, set: &str) -> Result<()> {
                 );
             if !same_type {
                 return Err(Error::Msg(format!(
-                    "--set `{key}`: value `{raw}` is a {}, the config holds a {}",
+                    "--set `{key}`: value `{value}` is a {}, the config holds a {}",
                     value.type_str(),
                     slot.type_str()
                 )));
@@ -133,4 +145,45 @@ pub fn apply_set(doc: &mut toml::Value, set: &str) -> Result<()> {
         node = slot;
     }
     Err(Error::Msg(format!("--set `{key}`: empty key")))
+}
+
+/// The dotted keys whose values differ between two TOML documents (added, removed or changed),
+/// sorted; e.g. `["train.lr = 0.001 -> 0.0003"]`. Unparsable text compares as a whole.
+pub fn config_diff(old: &str, new: &str) -> Vec<String> {
+    fn walk(prefix: &str, a: Option<&toml::Value>, b: Option<&toml::Value>, out: &mut Vec<String>) {
+        match (a, b) {
+            (Some(toml::Value::Table(x)), Some(toml::Value::Table(y))) => {
+                let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
+                keys.sort();
+                keys.dedup();
+                for k in keys {
+                    let key = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    walk(&key, x.get(k), y.get(k), out);
+                }
+            }
+            (x, y) if x != y => {
+                let show = |v: Option<&toml::Value>| v.map_or("(absent)".into(), |v| v.to_string());
+                out.push(format!("{prefix} = {} -> {}", show(x), show(y)));
+            }
+            _ => {}
+        }
+    }
+    match (old.parse::<toml::Table>(), new.parse::<toml::Table>()) {
+        (Ok(a), Ok(b)) => {
+            let mut out = vec![];
+            walk(
+                "",
+                Some(&toml::Value::Table(a)),
+                Some(&toml::Value::Table(b)),
+                &mut out,
+            );
+            out
+        }
+        _ if old != new => vec!["(config text)".into()],
+        _ => vec![],
+    }
 }

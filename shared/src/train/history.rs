@@ -66,14 +66,42 @@ pub fn write_csv(path: &Path, rows: &[HistoryRow]) -> Result<()> {
     write_atomic(path, s.as_bytes())
 }
 
-/// Writes `bytes` to `path` through `path.tmp` + fsync + rename.
+/// Sum of the `seconds` column of a `history.csv` (0 for a missing or empty file).
+pub fn total_seconds(path: &Path) -> Result<f64> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0.0),
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    let mut total = 0.0;
+    for (i, line) in text.lines().enumerate().skip(1) {
+        let last = line.rsplit(',').next().unwrap_or_default();
+        total += last.parse::<f64>().map_err(|e| {
+            Error::Msg(format!(
+                "{} line {}: seconds `{last}`: {e}",
+                path.display(),
+                i + 1
+            ))
+        })?;
+    }
+    Ok(total)
+}
+
+/// Writes `bytes` to `path` through `path.tmp` + fsync + rename. On failure (a full disk) the
+/// temporary file is removed, so nothing partial is left beside `path`.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     let tmp = tmp_path(path);
-    let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    f.write_all(bytes).map_err(|e| Error::io(&tmp, e))?;
-    f.sync_all().map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    let r = (|| {
+        let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        f.write_all(bytes).map_err(|e| Error::io(&tmp, e))?;
+        f.sync_all().map_err(|e| Error::io(&tmp, e))?;
+        std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    })();
+    if r.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    r
 }
 
 /// `<path>.tmp` beside `path`.

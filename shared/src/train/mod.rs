@@ -1,26 +1,22 @@
-//! Training infrastructure shared by every head: AdamW with savable moments, the warm-up +
-//! cosine schedule, EMA, checkpoints, history, the `[train]` config and the training loop.
-//! `mlp_ae` and `synth` are a baseline head and a synthetic feeder that exercise the loop
-//! without a store; `store_source` feeds Causal-FiLM from the feature store.
+//! Training shared by every head: AdamW with savable moments, the warm-up + cosine schedule,
+//! EMA, checkpoints, history, the `[train]` config, the gradient loop ([`trainer`]), the
+//! evaluation of a run's chosen weights ([`eval`]) and the generic runners the head registry
+//! points at ([`driver`]: gradient loop or fit-once).
 pub mod adamw;
 pub mod checkpoint;
 pub mod config;
+pub mod driver;
 pub mod ema;
+pub mod eval;
 pub mod history;
-pub mod mlp_ae;
 pub mod schedule;
-pub mod store_source;
-pub mod synth;
-pub mod synth_store;
 pub mod trainer;
 
 pub use adamw::{AdamW, AdamWConfig};
 pub use config::{apply_set, load_config, TrainConfig};
+pub use driver::{HeadSource, Outcome, Setup, Task};
 pub use ema::Ema;
+pub use eval::{evaluate_best, score_split, Evaluation, RunMetrics, Scored};
 pub use history::HistoryRow;
 pub use schedule::Schedule;
-pub use store_source::CausalFilmSource;
-pub use trainer::{
-    evaluate_best, fit, score_split, BatchSource, Evaluation, Event, FitOutcome, Named, RunMetrics,
-    RunOptions, Split, TrainableHead,
-};
+pub use trainer::{fit, BatchSource, Event, FitOutcome, RunOptions};

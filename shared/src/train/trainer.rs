@@ -2,8 +2,8 @@
 //! each epoch, early stopping on VAL I-AUROC, checkpoints, and the final evaluation of the best
 //! checkpoint (threshold chosen on VAL, applied to TEST).
 //!
-//! A head implements [`TrainableHead`]; the feature store (or any other feeder) implements
-//! [`BatchSource`]. Indices handed to a source are positions within the requested split
+//! A head implements [`GradientHead`]; the feature store (through
+//! [`crate::train::driver::HeadSource`]) or any other feeder implements [`BatchSource`]. Indices handed to a source are positions within the requested split
 //! (`0..len(split)`).
 //!
 //! Determinism: TRAIN is shuffled per epoch by a ChaCha8 RNG seeded from `(seed, epoch)`, and
@@ -11,67 +11,22 @@
 //! randomness depend only on `(seed, epoch, step)`. A run resumed from `last.safetensors`
 //! therefore computes exactly the steps an uninterrupted run computes (bit-exact on CPU).
 //! torch's RNG is process-global: two `fit` calls must not run concurrently in one process.
-use crate::metrics::{self, SplitMetrics};
+use crate::heads::GradientHead;
+use crate::metrics;
+use crate::schema::Split;
 use crate::train::adamw::{copy_checked, AdamW};
 use crate::train::checkpoint::{self, TrainState, FORMAT};
 use crate::train::config::TrainConfig;
 use crate::train::ema::Ema;
+use crate::train::eval::{evaluate_best, score_split, write_outputs, Evaluation};
 use crate::train::history::{self, write_atomic, HistoryRow};
 use crate::{Error, Result};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
-use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tch::{nn, Tensor};
-
-/// A dataset split of the manifest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Split {
-    Train,
-    Val,
-    Test,
-}
-
-impl std::fmt::Display for Split {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Split::Train => "TRAIN",
-            Split::Val => "VAL",
-            Split::Test => "TEST",
-        })
-    }
-}
-
-impl std::str::FromStr for Split {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s.to_ascii_uppercase().as_str() {
-            "TRAIN" => Ok(Split::Train),
-            "VAL" => Ok(Split::Val),
-            "TEST" => Ok(Split::Test),
-            _ => Err(Error::Msg(format!(
-                "unknown split `{s}` (TRAIN, VAL or TEST)"
-            ))),
-        }
-    }
-}
-
-/// A model the loop can train. Its variables live in the `VarStore` passed to [`fit`].
-pub trait TrainableHead {
-    type Batch;
-    /// Total loss (scalar tensor with grad) and named terms for `history.csv`. `train` selects
-    /// training behaviour (dropout, feature masks); the loop seeds torch's RNG before each call.
-    fn loss(&self, batch: &Self::Batch, train: bool) -> (Tensor, Vec<(String, f64)>);
-    /// Anomaly scores `[B]` (higher = more anomalous), eval mode; called under `no_grad`.
-    fn score(&self, batch: &Self::Batch) -> Tensor;
-    /// Named scalars logged per epoch (e.g. the spread of Z_result across the batch, to see a
-    /// collapse); eval mode, under `no_grad`, averaged over VAL batches.
-    fn diagnostics(&self, _batch: &Self::Batch) -> Vec<(String, f64)> {
-        vec![]
-    }
-}
 
 /// Feeds batches of one split. Implemented over the feature store by the integrator and over
 /// synthetic features in [`crate::train::synth`].
@@ -81,6 +36,8 @@ pub trait BatchSource {
     fn len(&self, split: Split) -> usize;
     /// Class code of each sample of `split` (`[len(split)]`, 0 = good).
     fn classes(&self, split: Split) -> Vec<u8>;
+    /// Sample key of each sample of `split` (`[len(split)]`), for `scores.csv`.
+    fn keys(&self, split: Split) -> Vec<String>;
     /// The batch of the given positions within `split`, on the head's device.
     fn load(&mut self, split: Split, indices: &[usize]) -> Result<Self::Batch>;
     /// The TRAIN batch of training step `step` of `epoch`. A source holding several augmented
@@ -117,25 +74,6 @@ pub enum Event<'a> {
     EpochStart { epoch: usize, steps: usize, lr: f64 },
     Step { loss: f64 },
     EpochEnd(&'a HistoryRow),
-}
-
-/// Content of `metrics.json`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RunMetrics {
-    pub best_epoch: usize,
-    /// `"raw"` or `"ema"`: which weights the best checkpoint holds
-    pub chosen: String,
-    pub val: SplitMetrics,
-    pub test: SplitMetrics,
-}
-
-/// The best checkpoint's metrics and the scores they came from.
-pub struct Evaluation {
-    pub metrics: RunMetrics,
-    pub val_scores: Vec<f64>,
-    pub val_classes: Vec<u8>,
-    pub test_scores: Vec<f64>,
-    pub test_classes: Vec<u8>,
 }
 
 /// How [`fit`] ended.
@@ -212,62 +150,6 @@ pub fn load_model(vs: &nn::VarStore, tensors: &HashMap<String, Tensor>, path: &P
     Ok(())
 }
 
-/// Named scalars (loss terms, diagnostics).
-pub type Named = Vec<(String, f64)>;
-
-/// Scores every sample of `split` in fixed batches of `batch_size` (eval mode, no grad).
-/// Returns the scores `[len(split)]` and the head's diagnostics averaged over samples.
-pub fn score_split<H, S>(
-    head: &H,
-    src: &mut S,
-    split: Split,
-    batch_size: usize,
-) -> Result<(Vec<f64>, Named)>
-where
-    H: TrainableHead,
-    S: BatchSource<Batch = H::Batch>,
-{
-    let n = src.len(split);
-    let mut scores = Vec::with_capacity(n);
-    let mut diag: Vec<(String, f64)> = Vec::new();
-    let all: Vec<usize> = (0..n).collect();
-    for idx in all.chunks(batch_size.max(1)) {
-        let batch = src.load(split, idx)?;
-        let _guard = tch::no_grad_guard();
-        let s = head.score(&batch);
-        if s.size() != [idx.len() as i64] {
-            return Err(Error::Msg(format!(
-                "head scored a {split} batch of {} samples with shape {:?}",
-                idx.len(),
-                s.size()
-            )));
-        }
-        let s = Vec::<f64>::try_from(s.to_kind(tch::Kind::Double).to_device(tch::Device::Cpu))?;
-        if let Some(j) = s.iter().position(|v| !v.is_finite()) {
-            return Err(Error::Msg(format!(
-                "{split} sample {} scored {} (not finite)",
-                idx[j], s[j]
-            )));
-        }
-        scores.extend(s);
-        let d = head.diagnostics(&batch);
-        if diag.is_empty() {
-            diag = d.iter().map(|(k, _)| (k.clone(), 0.0)).collect();
-        }
-        for ((_, acc), (_, v)) in diag.iter_mut().zip(&d) {
-            *acc += v * idx.len() as f64;
-        }
-    }
-    for (_, acc) in diag.iter_mut() {
-        *acc /= n.max(1) as f64;
-    }
-    Ok((scores, diag))
-}
-
-fn positives(classes: &[u8]) -> Vec<bool> {
-    classes.iter().map(|&c| c != 0).collect()
-}
-
 /// Trains `head` (variables in `vs`) on TRAIN, validates on VAL each epoch, early-stops, saves
 /// checkpoints, and at the end evaluates the best checkpoint and writes `metrics.json` and
 /// `plots/`. With `opts.resume` it continues from `out/last.safetensors`.
@@ -280,7 +162,7 @@ pub fn fit<H, S>(
     on_event: &mut dyn FnMut(Event),
 ) -> Result<FitOutcome>
 where
-    H: TrainableHead,
+    H: GradientHead,
     S: BatchSource<Batch = H::Batch>,
 {
     let out = &opts.out;
@@ -293,10 +175,12 @@ where
         let (tensors, state) = checkpoint::load(&last_path)?;
         checkpoint::check_fingerprint(&last_path, &state, &opts.fingerprint)?;
         if state.config != opts.config_text {
+            let diff = crate::train::config::config_diff(&state.config, &opts.config_text);
             return Err(Error::Msg(format!(
-                "{}: the resolved config differs from the one this run was started with; \
-                 resume with the same config and --set flags",
-                last_path.display()
+                "{}: the resolved config differs from the one this run was started with ({}); \
+                 resume with the same config and --set flags, or train into another --out",
+                last_path.display(),
+                diff.join("; ")
             )));
         }
         load_model(vs, &tensors, &last_path)?;
@@ -330,8 +214,9 @@ where
     };
     write_atomic(&out.join("config.toml"), opts.config_text.as_bytes())?;
     let schedule = cfg.schedule();
+    let own_clip = head.own_clip_groups();
     let n_train = src.len(Split::Train);
-    let val_pos = positives(&src.classes(Split::Val));
+    let val_pos = crate::train::eval::positives(&src.classes(Split::Val));
     let mut ran = 0usize;
     while !state.stopped && state.epochs_done < cfg.epochs {
         if opts.max_epochs_this_run.is_some_and(|m| ran >= m) {
@@ -369,7 +254,7 @@ where
             }
             opt.zero_grad();
             loss.backward();
-            gn_sum += opt.clip_grad_norm(cfg.grad_clip);
+            gn_sum += opt.clip_grad_norm_groups(cfg.grad_clip, &own_clip);
             opt.step();
             if let Some(e) = ema.as_mut() {
                 e.update();
@@ -386,15 +271,15 @@ where
         let steps = batches.len() as f64;
         terms.iter_mut().for_each(|(_, v)| *v /= steps);
 
-        let (raw_scores, raw_diag) = score_split(head, src, Split::Val, cfg.eval_batch_size)?;
-        let raw_auc = metrics::auroc(&raw_scores, &val_pos)?;
+        let (raw, raw_diag) = score_split(head, src, Split::Val, cfg.eval_batch_size, false)?;
+        let raw_auc = metrics::auroc(&raw.scores, &val_pos)?;
         let (ema_auc, ema_diag) = match ema.as_mut() {
             Some(e) => {
                 e.swap();
-                let r = score_split(head, src, Split::Val, cfg.eval_batch_size);
+                let r = score_split(head, src, Split::Val, cfg.eval_batch_size, false);
                 e.swap();
                 let (s, d) = r?;
-                (Some(metrics::auroc(&s, &val_pos)?), d)
+                (Some(metrics::auroc(&s.scores, &val_pos)?), d)
             }
             None => (None, vec![]),
         };
@@ -453,88 +338,4 @@ where
     let ev = evaluate_best(head, vs, src, out, &opts.fingerprint, cfg.eval_batch_size)?;
     write_outputs(out, &ev, &state.history)?;
     Ok(FitOutcome::Finished(Box::new(ev)))
-}
-
-/// Loads `run/best.safetensors` into `vs` (refusing another store's fingerprint), scores VAL
-/// and TEST, chooses the best-F1 threshold on VAL and applies it to TEST. `train-head eval`
-/// and the end of [`fit`] both call this, so eval reproduces `metrics.json` exactly.
-pub fn evaluate_best<H, S>(
-    head: &H,
-    vs: &nn::VarStore,
-    src: &mut S,
-    run: &Path,
-    fingerprint: &str,
-    eval_batch_size: usize,
-) -> Result<Evaluation>
-where
-    H: TrainableHead,
-    S: BatchSource<Batch = H::Batch>,
-{
-    let path = run.join("best.safetensors");
-    let (tensors, state) = checkpoint::load(&path)?;
-    checkpoint::check_fingerprint(&path, &state, fingerprint)?;
-    load_model(vs, &tensors, &path)?;
-    let best_epoch = state
-        .best_epoch
-        .ok_or_else(|| Error::Msg(format!("{}: no best epoch recorded", path.display())))?;
-    let (val_scores, _) = score_split(head, src, Split::Val, eval_batch_size)?;
-    let val_classes = src.classes(Split::Val);
-    let val = metrics::evaluate(&val_scores, &val_classes, None)?;
-    let (test_scores, _) = score_split(head, src, Split::Test, eval_batch_size)?;
-    let test_classes = src.classes(Split::Test);
-    let test = metrics::evaluate(&test_scores, &test_classes, Some(val.threshold))?;
-    Ok(Evaluation {
-        metrics: RunMetrics {
-            best_epoch,
-            chosen: state.best_chosen,
-            val,
-            test,
-        },
-        val_scores,
-        val_classes,
-        test_scores,
-        test_classes,
-    })
-}
-
-/// Writes `metrics.json` and `plots/{roc,scores_by_class,loss}.png`.
-pub fn write_outputs(out: &Path, ev: &Evaluation, hist: &[HistoryRow]) -> Result<()> {
-    let json = serde_json::to_string_pretty(&ev.metrics)
-        .map_err(|e| Error::Msg(format!("metrics json: {e}")))?;
-    write_atomic(&out.join("metrics.json"), json.as_bytes())?;
-    let plots = out.join("plots");
-    std::fs::create_dir_all(&plots).map_err(|e| Error::io(&plots, e))?;
-    let val_curve = metrics::Curve::new(&ev.val_scores, &positives(&ev.val_classes))?;
-    let test_curve = metrics::Curve::new(&ev.test_scores, &positives(&ev.test_classes))?;
-    metrics::plots::plot_roc(
-        &plots.join("roc.png"),
-        &[("VAL", &val_curve), ("TEST", &test_curve)],
-    )?;
-    metrics::plots::plot_scores_by_class(
-        &plots.join("scores_by_class.png"),
-        "TEST scores by class (threshold from VAL)",
-        &ev.test_scores,
-        &ev.test_classes,
-        ev.metrics.test.threshold,
-    )?;
-    let epochs: Vec<f64> = hist.iter().map(|r| r.epoch as f64).collect();
-    let mut losses = vec![("loss".to_string(), hist.iter().map(|r| r.loss).collect())];
-    if let Some(first) = hist.first() {
-        for (i, (name, _)) in first.terms.iter().enumerate() {
-            losses.push((name.clone(), hist.iter().map(|r| r.terms[i].1).collect()));
-        }
-    }
-    let mut aurocs = vec![(
-        "raw".to_string(),
-        hist.iter().map(|r| r.val_auroc_raw).collect(),
-    )];
-    if hist.iter().any(|r| r.val_auroc_ema.is_some()) {
-        aurocs.push((
-            "ema".to_string(),
-            hist.iter()
-                .map(|r| r.val_auroc_ema.unwrap_or(f64::NAN))
-                .collect(),
-        ));
-    }
-    metrics::plots::plot_training(&plots.join("loss.png"), &epochs, &losses, &aurocs)
 }

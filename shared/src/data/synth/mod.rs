@@ -417,7 +417,7 @@ pub fn generate_with_progress(
     write(&manifest, manifest_csv(&planned, &sessions).as_bytes())?;
     let cfg_json = serde_json::to_string_pretty(cfg).map_err(|e| Error::Msg(e.to_string()))?;
     write(&out.join("synth_config.json"), cfg_json.as_bytes())?;
-    let per_split = Split::ALL
+    let per_split = Split::LABELLED
         .iter()
         .map(|s| {
             let c = planned.iter().filter(|p| p.split == *s).count();

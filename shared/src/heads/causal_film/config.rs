@@ -89,6 +89,14 @@ pub struct ProcessConfig {
     pub heads: i64,
     pub ff: i64,
     pub dropout: f64,
+    /// every layer starts from the same values, as the original's `nn.TransformerDecoder`
+    /// (it deep-copies its layer); false draws each layer on its own
+    #[serde(default = "yes")]
+    pub identical_layers: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// One RobustResultEncoder branch: a DINOv3 hidden-state index and how its 201 tokens per view
@@ -142,6 +150,11 @@ pub struct ClipHeadConfig {
     pub hidden: i64,
     pub text_dim: i64,
     pub dropout: f64,
+    /// clip the head's gradients as a group of their own (0.5 global norm like the model's),
+    /// so the now-trained head does not change the model's clipping (the original clipped the
+    /// model's parameters only); false puts them in the model's global norm
+    #[serde(default = "yes")]
+    pub own_grad_clip: bool,
 }
 
 /// The reconstruction term of the loss.

@@ -1,8 +1,8 @@
 //! `CausalFilmHead`: the model, its CLIP loss head and the text embedding bundled with the
-//! three calls a training loop needs (loss, score, diagnostics), shaped like the trainer's
-//! `TrainableHead` trait so its impl is a thin delegation.
+//! calls a training loop needs (loss, score, score parts, diagnostics); the head traits
+//! (`inputs.rs`) delegate to them.
 use super::config::CausalFilmConfig;
-use super::loss::{anomaly_score, loss_tensors, ClipHead};
+use super::loss::{anomaly_score, loss_tensors, score_parts, ClipHead};
 use super::{format_param_counts, trainable_count, CausalFilm, HeadBatch};
 use crate::{Error, Result};
 use tch::{nn, Kind, Tensor};
@@ -69,6 +69,23 @@ impl CausalFilmHead {
         anomaly_score(&self.cfg, &zr, &zp)
     }
 
+    /// The two parts of the score, each [B]: `cos` = 1 - cos(Z_result, Z_pred) and `topk_l1` =
+    /// the mean of the top-k |Z_result - Z_pred| (score = cos + loss.score.weight * topk_l1).
+    pub fn score_parts(&self, batch: &HeadBatch) -> Vec<(String, Tensor)> {
+        let (zr, zp) = self.model.forward_t(batch, false);
+        let (cos, top) = score_parts(&self.cfg, &zr, &zp);
+        vec![("cos".into(), cos), ("topk_l1".into(), top)]
+    }
+
+    /// Variable-name prefix of the CLIP head (`clip_head.` under this head's path).
+    pub fn clip_head_prefix(&self) -> String {
+        if self.prefix.is_empty() {
+            "clip_head.".to_string()
+        } else {
+            format!("{}.clip_head.", self.prefix)
+        }
+    }
+
     /// Eval-mode spread across the batch: mean over dimensions of the std over samples of
     /// Z_result and Z_pred (a collapse to a constant shows as ~0), and their mean norms.
     pub fn diagnostics(&self, batch: &HeadBatch) -> Vec<(String, f64)> {
@@ -96,14 +113,9 @@ impl CausalFilmHead {
 
     /// Per-module trainable counts, model total, CLIP head and sum, as a table to print.
     pub fn param_report(&self, vs: &nn::VarStore) -> String {
-        let clip_prefix = if self.prefix.is_empty() {
-            "clip_head.".to_string()
-        } else {
-            format!("{}.clip_head.", self.prefix)
-        };
         format_param_counts(
             &self.model.param_counts(vs),
-            trainable_count(vs, &clip_prefix),
+            trainable_count(vs, &self.clip_head_prefix()),
         )
     }
 }

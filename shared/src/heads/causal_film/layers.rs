@@ -63,8 +63,8 @@ pub(crate) fn xavier_uniform(in_dim: i64, out_dim: i64) -> Init {
 /// `nn.LayerNorm(dim)` with eps 1e-5, weight 1, bias 0.
 #[derive(Debug)]
 pub(crate) struct LayerNorm {
-    ws: Tensor,
-    bs: Tensor,
+    pub(crate) ws: Tensor,
+    pub(crate) bs: Tensor,
     dim: i64,
 }
 

@@ -131,6 +131,12 @@ pub fn loss(
 /// The anomaly score per sample: (1 - cos(Z_result, Z_pred)) + weight * mean of the top-k
 /// fraction of |Z_result - Z_pred|. z_result, z_pred [B, d] -> [B]
 pub fn anomaly_score(cfg: &CausalFilmConfig, z_result: &Tensor, z_pred: &Tensor) -> Tensor {
+    let (dist_cos, top) = score_parts(cfg, z_result, z_pred);
+    dist_cos + top * cfg.loss.score.weight
+}
+
+/// The unweighted parts of [`anomaly_score`], each [B]: (1 - cos, mean of the top-k |error|).
+pub fn score_parts(cfg: &CausalFilmConfig, z_result: &Tensor, z_pred: &Tensor) -> (Tensor, Tensor) {
     let s = &cfg.loss.score;
     let dist_cos = 1.0 - Tensor::cosine_similarity(z_result, z_pred, 1, 1e-8);
     let err = (z_result - z_pred).abs();
@@ -139,5 +145,5 @@ pub fn anomaly_score(cfg: &CausalFilmConfig, z_result: &Tensor, z_pred: &Tensor)
         .topk(k, 1, true, true)
         .0
         .mean_dim(1, false, None::<Kind>);
-    dist_cos + top * s.weight
+    (dist_cos, top)
 }

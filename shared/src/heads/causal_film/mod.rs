@@ -8,20 +8,22 @@ pub mod config;
 mod decoder;
 mod film;
 mod head;
+mod inputs;
 mod layers;
 pub mod loss;
 mod mamba;
 mod process;
 mod result;
 
+pub use crate::features::PooledStat;
 pub use config::{
     Activation, BranchConfig, CausalFilmConfig, ClipHeadConfig, DecoderConfig, LossConfig,
     MambaConfig, ModelConfig, ProcessConfig, RecLoss, ResultConfig, ScoreConfig, SensorNorm,
 };
 pub use film::{film, SENSOR_STD_FLOOR};
 pub use head::CausalFilmHead;
-pub use loss::{anomaly_score, loss, loss_tensors, ClipHead, LossTensors, LossTerms};
-pub use result::{result_branch_inputs, BranchInput, PooledStat};
+pub use loss::{anomaly_score, loss, loss_tensors, score_parts, ClipHead, LossTensors, LossTerms};
+pub use result::{result_branch_inputs, BranchInput};
 
 use crate::{Error, Result};
 use decoder::AntiGenDecoder;

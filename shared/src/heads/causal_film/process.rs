@@ -97,6 +97,23 @@ impl DecoderLayer {
         }
     }
 
+    /// Every parameter tensor of the layer, in a fixed order (for copying one layer's values).
+    fn tensors(&self) -> Vec<&Tensor> {
+        let mut v = vec![];
+        for a in [&self.self_attn, &self.multihead_attn] {
+            v.extend([&a.in_proj_weight, &a.in_proj_bias, &a.out_proj.ws]);
+            v.extend(a.out_proj.bs.iter());
+        }
+        for l in [&self.linear1, &self.linear2] {
+            v.push(&l.ws);
+            v.extend(l.bs.iter());
+        }
+        for n in [&self.norm1, &self.norm2, &self.norm3] {
+            v.extend([&n.ws, &n.bs]);
+        }
+        v
+    }
+
     /// tgt [B, Tq, d], memory [B, Tk, d] -> [B, Tq, d]
     fn forward(&self, x: &Tensor, memory: &Tensor, train: bool) -> Tensor {
         let p = self.dropout;
@@ -122,10 +139,23 @@ pub(crate) struct ProcessEncoder {
 }
 
 impl ProcessEncoder {
+    /// With `cfg.identical_layers` (the original: `nn.TransformerDecoder` deep-copies its
+    /// layer) every layer starts from layer 0's values; the other layers are still drawn first
+    /// and then overwritten, so the RNG stream is the same either way. Otherwise each layer
+    /// keeps its own draw.
     pub fn new(p: nn::Path, d: i64, cfg: &ProcessConfig) -> Self {
-        let layers = (0..cfg.layers)
+        let layers: Vec<DecoderLayer> = (0..cfg.layers)
             .map(|i| DecoderLayer::new(&p / "decoder" / "layers" / i, d, cfg))
             .collect();
+        if cfg.identical_layers {
+            let _guard = tch::no_grad_guard();
+            let first: Vec<Tensor> = layers[0].tensors().into_iter().map(|t| t.copy()).collect();
+            for layer in &layers[1..] {
+                for (dst, src) in layer.tensors().into_iter().zip(&first) {
+                    dst.shallow_clone().copy_(src);
+                }
+            }
+        }
         ProcessEncoder {
             layers,
             norm: LayerNorm::new(&p / "norm", d, true),
@@ -139,5 +169,46 @@ impl ProcessEncoder {
             x = layer.forward(&x, audio, train);
         }
         self.norm.forward(&x.mean_dim(1, false, None::<tch::Kind>))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encoder(identical: bool) -> ProcessEncoder {
+        let cfg = ProcessConfig {
+            layers: 3,
+            heads: 2,
+            ff: 16,
+            dropout: 0.1,
+            identical_layers: identical,
+        };
+        tch::manual_seed(3);
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        ProcessEncoder::new(vs.root(), 8, &cfg)
+    }
+
+    #[test]
+    fn identical_layers_start_equal_like_a_deep_copy() {
+        let same = encoder(true);
+        let apart = encoder(false);
+        let n = same.layers[0].tensors().len();
+        assert_eq!(n, 2 * 4 + 4 + 6);
+        for i in 1..3 {
+            for (a, b) in same.layers[0]
+                .tensors()
+                .iter()
+                .zip(same.layers[i].tensors())
+            {
+                assert!(a.equal(b), "layer {i} differs from layer 0");
+            }
+        }
+        // drawn apart: the weight matrices differ, and layer 0 is the same draw either way
+        let w = |e: &ProcessEncoder, i: usize| e.layers[i].self_attn.in_proj_weight.shallow_clone();
+        assert!(!w(&apart, 1).equal(&w(&apart, 0)));
+        assert!(w(&apart, 0).equal(&w(&same, 0)));
+        // the copies share no storage with layer 0 (training moves them apart)
+        assert_ne!(w(&same, 1).data_ptr(), w(&same, 0).data_ptr());
     }
 }

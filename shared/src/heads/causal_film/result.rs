@@ -7,12 +7,7 @@ use super::config::{BranchConfig, CausalFilmConfig};
 use super::layers::{param, LayerNorm, Linear};
 use tch::{nn, nn::Init, Kind, Tensor};
 
-/// Which stored per-view statistic a pooled branch reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PooledStat {
-    Mean,
-    Max,
-}
+pub use crate::features::PooledStat;
 
 /// What one result branch reads from the feature store (in branch order).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

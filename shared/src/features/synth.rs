@@ -4,7 +4,8 @@
 //! Good samples are `W z + noise` with `z ~ N(0, I_rank)` and a fixed random `W` [dim, rank];
 //! a defect of class `c` adds `shift * u_c` with a fixed random unit direction `u_c`. TRAIN is
 //! all good; VAL and TEST hold `defect_fraction` defects spread over classes `1..=n_classes`.
-use crate::train::trainer::{BatchSource, Split};
+use crate::schema::Split;
+use crate::train::BatchSource;
 use crate::{Error, Result};
 use rand::{Rng, SeedableRng};
 use rand_distr::StandardNormal;
@@ -36,12 +37,9 @@ pub struct SynthFeatures {
     resident: bool,
 }
 
-fn slot(split: Split) -> usize {
-    match split {
-        Split::Train => 0,
-        Split::Val => 1,
-        Split::Test => 2,
-    }
+/// Position of a labelled split in the arrays (UNLABELLED: none, an empty split).
+fn slot(split: Split) -> Option<usize> {
+    (split != Split::Unlabelled).then(|| split.slot())
 }
 
 impl SynthFeatures {
@@ -141,11 +139,17 @@ impl BatchSource for SynthFeatures {
     type Batch = Tensor;
 
     fn len(&self, split: Split) -> usize {
-        self.classes[slot(split)].len()
+        slot(split).map_or(0, |k| self.classes[k].len())
     }
 
     fn classes(&self, split: Split) -> Vec<u8> {
-        self.classes[slot(split)].clone()
+        slot(split).map_or(vec![], |k| self.classes[k].clone())
+    }
+
+    fn keys(&self, split: Split) -> Vec<String> {
+        (0..self.len(split))
+            .map(|i| format!("{split}/{i:05}"))
+            .collect()
     }
 
     fn load(&mut self, split: Split, indices: &[usize]) -> Result<Tensor> {
@@ -155,7 +159,7 @@ impl BatchSource for SynthFeatures {
                 "{split} position {i} out of range ({n} samples)"
             )));
         }
-        let src = &self.feats[slot(split)];
+        let src = &self.feats[slot(split).expect("in range, so labelled")];
         let idx: Vec<i64> = indices.iter().map(|&i| i as i64).collect();
         let idx = Tensor::from_slice(&idx).to_device(src.device());
         let b = src.index_select(0, &idx).to_kind(Kind::Float);

@@ -9,16 +9,16 @@
 //! (fixed random unit direction per class) to the image tokens only: the result no longer
 //! follows from the process, which is what Causal-FiLM scores. TRAIN is all good.
 //! Writes the `samples` attribute, the sample coordinates and `text/embed` as `extract run` does.
-use crate::store::{ArraySpec, FeatureStore, StoreDtype};
-use crate::train::store_source::{
-    image_tokens_name, AUDIO_TOKENS, IMAGE_POOLED, SENSOR_RAW, VIDEO_TOKENS,
+use crate::schema::{
+    image_tokens_name, SampleRow, Split, AUDIO_STARTS, AUDIO_TOKENS, IMAGE_POOLED, SAMPLES_ATTR,
+    SENSOR_RAW, VIDEO_TOKENS,
 };
-use crate::Result;
+use crate::store::{ArraySpec, FeatureStore, StoreDtype};
+use crate::{Error, Result};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use std::path::Path;
 
 /// Sizes and signal of a synthetic store.
@@ -140,8 +140,12 @@ pub fn write_synth_store(path: &Path, s: &SynthStoreSpec) -> Result<()> {
     // Sample table.
     let mut samples = vec![];
     let mut classes = vec![];
-    for (split, count) in [("TRAIN", s.n_train), ("VAL", s.n_val), ("TEST", s.n_test)] {
-        let n_bad = if split == "TRAIN" {
+    for (split, count) in [
+        (Split::Train, s.n_train),
+        (Split::Val, s.n_val),
+        (Split::Test, s.n_test),
+    ] {
+        let n_bad = if split == Split::Train {
             s.train_defects.min(count)
         } else {
             (count as f64 * s.defect_fraction).round() as usize
@@ -153,28 +157,30 @@ pub fn write_synth_store(path: &Path, s: &SynthStoreSpec) -> Result<()> {
                 0
             };
             let i = samples.len();
-            samples.push(json!({
-                "key": format!("{split}/{i:05}"),
-                "id": format!("{i:05}"),
-                "class_code": class,
-                "class_name": if class == 0 { "good".to_string() } else { format!("defect_{class}") },
-                "split": split,
-                "session": format!("s{}", i % 4),
-            }));
+            samples.push(SampleRow {
+                key: format!("{split}/{i:05}"),
+                id: format!("{i:05}"),
+                class_code: Some(class),
+                class_name: Some(if class == 0 {
+                    "good".to_string()
+                } else {
+                    format!("defect_{class}")
+                }),
+                split,
+                session: Some(format!("s{}", i % 4)),
+            });
             classes.push(class);
         }
     }
     let mut attrs = serde_json::Map::new();
-    attrs.insert("samples".into(), serde_json::Value::Array(samples.clone()));
+    let table = serde_json::to_value(&samples).map_err(|e| Error::Msg(format!("samples: {e}")))?;
+    attrs.insert(SAMPLES_ATTR.into(), table);
     let coords = crate::store::dims::sample_coords(
+        samples.iter().map(|r| r.key.clone()).collect(),
+        samples.iter().map(|r| r.class_code).collect(),
         samples
             .iter()
-            .map(|r| r["key"].as_str().unwrap_or("").to_string())
-            .collect(),
-        classes.iter().map(|&c| Some(c)).collect(),
-        samples
-            .iter()
-            .map(|r| r["split"].as_str().unwrap_or("").to_string())
+            .map(|r| r.split.as_str().to_string())
             .collect(),
     );
     let store = FeatureStore::create_with(path, n, attrs, &coords)?;
@@ -186,7 +192,7 @@ pub fn write_synth_store(path: &Path, s: &SynthStoreSpec) -> Result<()> {
             &[s.audio_windows, s.audio_tokens, s.audio_dim],
             d,
         ),
-        ArraySpec::new("audio/window_start_s", &[s.audio_windows], StoreDtype::F32),
+        ArraySpec::new(AUDIO_STARTS, &[s.audio_windows], StoreDtype::F32),
         ArraySpec::new(IMAGE_POOLED, &[s.layers + 1, s.views, 2, s.image_dim], d),
         ArraySpec::new(
             SENSOR_RAW,
@@ -263,7 +269,7 @@ pub fn write_synth_store(path: &Path, s: &SynthStoreSpec) -> Result<()> {
         for (name, data) in [
             (VIDEO_TOKENS, &video),
             (AUDIO_TOKENS, &audio),
-            ("audio/window_start_s", &starts),
+            (AUDIO_STARTS, &starts),
             (IMAGE_POOLED, &pooled),
             (SENSOR_RAW, &sensor),
         ] {

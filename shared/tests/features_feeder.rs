@@ -1,13 +1,30 @@
-//! `CausalFilmSource` over a small synthetic store shaped like the demo extract's output
+//! The generic `StoreFeeder` feeding Causal-FiLM (through `HeadSource`) over a small synthetic store shaped like the demo extract's output
 //! (widths 64, hidden states 0..4, token layers 2 and 3, text width 16) read with
 //! `configs/demo.toml`: split sizes and classes, batch shapes, resident batches equal to the
 //! memory-mapped ones, and the head-scoped fingerprint.
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use tch::nn;
 use tch::{Device, Kind};
+use weld_cache::features::synth_store::{write_synth_store, SynthStoreSpec};
+use weld_cache::features::StoreFeeder;
 use weld_cache::heads::CausalFilmConfig;
+use weld_cache::heads::{CausalFilmHead, Head, StoreContext};
+use weld_cache::schema::Split;
 use weld_cache::store::{ArraySpec, FeatureStore, StoreDtype};
-use weld_cache::train::synth_store::{write_synth_store, SynthStoreSpec};
-use weld_cache::train::{BatchSource, CausalFilmSource, Split};
+use weld_cache::train::{BatchSource, HeadSource};
+
+/// The feeder of `cfg`'s inputs (mapped or resident) and the fingerprint it computed.
+fn feeder(store: &Path, cfg: &CausalFilmConfig, resident: bool) -> StoreFeeder {
+    let inputs = CausalFilmHead::inputs(cfg);
+    StoreFeeder::open(
+        store,
+        &inputs,
+        CausalFilmHead::needs(cfg),
+        Device::Cpu,
+        resident,
+    )
+    .unwrap()
+}
 
 fn demo_config() -> CausalFilmConfig {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../configs/demo.toml");
@@ -38,12 +55,16 @@ fn demo_store_batches_resident_and_fingerprint() {
     let store = tmp.path().join("store");
     write_synth_store(&store, &demo_spec()).unwrap();
     let cfg = demo_config();
-    let mut mapped = CausalFilmSource::open(&store, &cfg, Device::Cpu, false).unwrap();
-    let mut resident = CausalFilmSource::open(&store, &cfg, Device::Cpu, true).unwrap();
+    let vs = nn::VarStore::new(Device::Cpu);
+    let f = feeder(&store, &cfg, false);
+    let head = CausalFilmHead::build(&vs.root(), &cfg, &StoreContext { feeder: &f }).unwrap();
+    let mut mapped = HeadSource::new(f, &head);
+    let mut resident = HeadSource::new(feeder(&store, &cfg, true), &head);
     assert_eq!(mapped.len(Split::Train), 6);
     assert_eq!(mapped.classes(Split::Train), vec![0; 6]);
     assert_eq!(mapped.classes(Split::Val), vec![1, 2, 0, 0]);
-    assert_eq!(mapped.rows(Split::Test), &[10, 11, 12, 13]);
+    assert_eq!(mapped.feeder.rows(Split::Test), &[10, 11, 12, 13]);
+    assert_eq!(mapped.keys(Split::Test)[0], "TEST/00010");
 
     let idx = [3, 0, 3];
     let a = mapped.load(Split::Train, &idx).unwrap();
@@ -77,7 +98,7 @@ fn demo_store_batches_resident_and_fingerprint() {
     assert!(out_of_range.is_err());
 
     // the fingerprint ignores arrays the head does not read, but not the data it reads
-    let fp = mapped.fingerprint();
+    let fp = mapped.feeder.fingerprint().to_string();
     let s = FeatureStore::open(&store).unwrap();
     s.ensure_array(&ArraySpec::new(
         "image/tokens_L4",
@@ -85,14 +106,12 @@ fn demo_store_batches_resident_and_fingerprint() {
         StoreDtype::F16,
     ))
     .unwrap();
-    let again = CausalFilmSource::open(&store, &cfg, Device::Cpu, false).unwrap();
-    assert_eq!(again.fingerprint(), fp);
+    assert_eq!(feeder(&store, &cfg, false).fingerprint(), fp);
     let other = tmp.path().join("other");
     let spec = SynthStoreSpec {
         n_val: 5,
         ..demo_spec()
     };
     write_synth_store(&other, &spec).unwrap();
-    let o = CausalFilmSource::open(&other, &cfg, Device::Cpu, false).unwrap();
-    assert_ne!(o.fingerprint(), fp);
+    assert_ne!(feeder(&other, &cfg, false).fingerprint(), fp);
 }

@@ -74,6 +74,10 @@ pub struct RunArgs {
     /// Resume an existing store, skipping done samples (always on; kept for explicitness).
     #[arg(long)]
     resume: bool,
+    /// Also log this invocation's per-stage throughput (samples/s, stage seconds) as TensorBoard
+    /// scalars in DIR (one step per invocation; a shard of n>1 writes DIR/shard-i-of-n).
+    #[arg(long, value_name = "DIR")]
+    tensorboard: Option<PathBuf>,
 }
 
 fn apply(args: &RunArgs) -> Result<ExtractConfig> {
@@ -191,6 +195,9 @@ pub fn run(args: RunArgs) -> Result<()> {
     if n > 0 {
         eprintln!("warning: {n} sample modality(ies) could not be extracted (see the report); rerun to retry them");
     }
+    if let Some(dir) = &args.tensorboard {
+        log_throughput(dir, &args.shard, &report)?;
+    }
     Ok(())
 }
 
@@ -278,5 +285,51 @@ pub fn verify(args: VerifyArgs) -> Result<()> {
     if !ok {
         anyhow::bail!("{}: {verdict}", args.store.display());
     }
+    Ok(())
+}
+
+/// Appends the run's per-stage throughput to the TensorBoard run in `dir` (`--tensorboard`):
+/// `extract/<stage>/{samples_per_s, seconds, prepare_seconds, compute_seconds, wait_seconds,
+/// write_seconds, written, already_done, faults}` and `extract/total/{seconds, samples,
+/// faults}`, at the step after the last invocation's. `samples_per_s` (written / stage
+/// seconds) is left out for a stage that wrote nothing.
+fn log_throughput(
+    dir: &std::path::Path,
+    shard: &Shard,
+    report: &weld_cache::pipeline::ExtractReport,
+) -> Result<()> {
+    let dir = match shard.count {
+        1 => dir.to_path_buf(),
+        n => dir.join(format!("shard-{}-of-{n}", shard.index)),
+    };
+    let mut v = vec![
+        ("extract/total/seconds".to_string(), report.seconds),
+        ("extract/total/samples".into(), report.samples as f64),
+        ("extract/total/faults".into(), report.faults.len() as f64),
+    ];
+    for s in &report.stages {
+        let p = format!("extract/{}", s.stage);
+        if s.written > 0 && s.seconds > 0.0 {
+            v.push((format!("{p}/samples_per_s"), s.written as f64 / s.seconds));
+        }
+        for (k, x) in [
+            ("seconds", s.seconds),
+            ("prepare_seconds", s.prepare_seconds),
+            ("compute_seconds", s.compute_seconds),
+            ("wait_seconds", s.wait_seconds),
+            ("write_seconds", s.write_seconds),
+            ("written", s.written as f64),
+            ("already_done", s.already_done as f64),
+            ("faults", s.faults as f64),
+        ] {
+            v.push((format!("{p}/{k}"), x));
+        }
+    }
+    let step = weld_cache::tracking::tensorboard::append_scalars(&dir, &v)
+        .with_context(|| format!("writing TensorBoard events to {}", dir.display()))?;
+    eprintln!(
+        "throughput logged to TensorBoard: {} (step {step})",
+        dir.display()
+    );
     Ok(())
 }

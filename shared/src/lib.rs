@@ -7,7 +7,8 @@
 //! `store` (Zarr v3 writer, reader, markers) with `schema` (array names, sample table, splits)
 //! -> `features` (the generic feeder every head shares, synthetic stores) -> `heads` (traits,
 //! registry, one folder per head) -> `train` (gradient loop, fit-once, evaluation) ->
-//! `metrics` -> `runs` (run folders, sweeps, leaderboards).
+//! `metrics` -> `runs` (run folders, sweeps, leaderboards); `tracking` mirrors a run's history
+//! and metrics into TensorBoard event files.
 //!
 //! Cargo features: `backbones` gates the frozen backbones and the tensor-side preprocessing
 //! (libtorch only); `extract` adds the decoders (opencv, symphonia), synthetic media, the dataset
@@ -29,6 +30,7 @@ pub mod preprocess;
 pub mod runs;
 pub mod schema;
 pub mod store;
+pub mod tracking;
 pub mod train;
 
 pub use error::{Error, Result};

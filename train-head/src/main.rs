@@ -1,6 +1,7 @@
 //! `train-head`: trains, evaluates and sweeps the small heads on a memory-mapped feature store.
 //! Every head comes from the library's registry (`weld_cache::heads::registry`): this binary
 //! holds no per-head code.
+mod cmd_compare;
 mod cmd_eval;
 mod cmd_sweep;
 mod cmd_synth_store;
@@ -31,6 +32,9 @@ enum Cmd {
     Eval(cmd_eval::EvalArgs),
     /// Run a grid of trials x seeds (each an ordinary run) and write a leaderboard.
     Sweep(cmd_sweep::SweepArgs),
+    /// Tabulate finished runs of any heads: VAL/TEST metrics, per-class TEST AUROC, parameters,
+    /// seconds (TABLE.md, .csv, .png).
+    Compare(cmd_compare::CompareArgs),
     /// Write a synthetic feature store (extractor schema, planted defects) for trials.
     SynthStore(cmd_synth_store::SynthStoreArgs),
 }
@@ -42,6 +46,7 @@ fn main() -> Result<()> {
         Cmd::Train(a) => cmd_train::run(a)?,
         Cmd::Eval(a) => cmd_eval::run(a)?,
         Cmd::Sweep(a) => cmd_sweep::run(a)?,
+        Cmd::Compare(a) => cmd_compare::run(a)?,
         Cmd::SynthStore(a) => cmd_synth_store::run(a)?,
     }
     Ok(())

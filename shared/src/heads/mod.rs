@@ -14,7 +14,7 @@ pub mod pooled;
 pub mod registry;
 
 use crate::features::{Inputs, Needs, StoreFeeder};
-use crate::Result;
+use crate::{Error, Result};
 use tch::{nn, Tensor};
 
 pub use causal_film::{
@@ -85,4 +85,15 @@ pub trait BankHead: Head {
     /// Consumes TRAIN once, in fixed batches in store order, as fed tensors (turn each into a
     /// batch with [`Head::make_batch`]); runs under `no_grad`.
     fn fit(&mut self, train: &mut dyn Iterator<Item = Result<Vec<Tensor>>>) -> Result<()>;
+}
+
+/// Checks that a head was fed the `n` tensors it declared (`[B, ...]` each).
+pub fn expect_inputs(head: &str, fed: &[Tensor], n: usize) -> Result<()> {
+    if fed.len() != n {
+        return Err(Error::Msg(format!(
+            "{head}: fed {} input tensors, the head declared {n}",
+            fed.len()
+        )));
+    }
+    Ok(())
 }

@@ -237,7 +237,7 @@ pub fn plot_training(
 /// The sweep leaderboard chart: one column per trial (leaderboard order), VAL and TEST
 /// I-AUROC means with +-1 std error bars. `rows`: `(trial, [val_mean, val_std, test_mean,
 /// test_std])`.
-pub fn plot_leaderboard(path: &Path, rows: &[(String, [f64; 4])]) -> Result<()> {
+pub fn plot_leaderboard(path: &Path, title: &str, rows: &[(String, [f64; 4])]) -> Result<()> {
     register_font()?;
     let width = (200 + 90 * rows.len() as u32).clamp(640, 2400);
     let root = BitMapBackend::new(path, (width, 560)).into_drawing_area();
@@ -253,7 +253,7 @@ pub fn plot_leaderboard(path: &Path, rows: &[(String, [f64; 4])]) -> Result<()> 
     let (lo, hi) = ((lo - 0.05).max(0.0), (hi + 0.05).min(1.0).max(lo + 0.1));
     let n = rows.len().max(1);
     let mut chart = ChartBuilder::on(&root)
-        .caption("Sweep leaderboard (sorted by VAL)", ("sans-serif", 22))
+        .caption(title, ("sans-serif", 22))
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(56)
@@ -270,7 +270,7 @@ pub fn plot_leaderboard(path: &Path, rows: &[(String, [f64; 4])]) -> Result<()> 
                 String::new()
             }
         })
-        .x_desc("rank (see leaderboard.md for the trial names)")
+        .x_desc("row of the table (.md / .csv)")
         .y_desc("I-AUROC")
         .draw()
         .map_err(|e| err(path, e))?;

@@ -167,7 +167,7 @@ pub fn write(sweep: &Path, rows: &[Row]) -> Result<String> {
     let png = sweep.join("leaderboard.png");
     // the bitmap backend picks the format from the extension: keep `.png` last
     let tmp = sweep.join("leaderboard.tmp.png");
-    crate::metrics::plots::plot_leaderboard(&tmp, &points)?;
+    crate::metrics::plots::plot_leaderboard(&tmp, "Sweep leaderboard (sorted by VAL)", &points)?;
     std::fs::rename(&tmp, &png).map_err(|e| Error::io(&png, e))?;
     Ok(md)
 }

@@ -1,7 +1,8 @@
 //! Run folders and what is built from many of them. A run is a folder: `config.toml`
 //! (resolved), `history.csv` (gradient heads), checkpoints, `metrics.json`, `scores.csv`,
-//! `run.json` ([`RunInfo`]) and `plots/`. [`sweep`] expands a grid into runs and
-//! [`leaderboard`] ranks them.
+//! `run.json` ([`RunInfo`]) and `plots/`. [`sweep`] expands a grid into runs, [`leaderboard`]
+//! ranks them and [`compare`] tabulates any set of runs.
+pub mod compare;
 pub mod leaderboard;
 pub mod sweep;
 

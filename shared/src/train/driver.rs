@@ -14,7 +14,7 @@ use crate::train::trainer::{fit, model_tensors, BatchSource, Event, FitOutcome, 
 use crate::{Error, Result};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use tch::{nn, Device, Tensor};
+use tch::{nn, Device};
 
 /// What a head is run on.
 pub struct Setup<'a> {
@@ -220,6 +220,7 @@ pub fn run_bank<H: BankHead>(setup: &Setup, task: Task) -> Result<Outcome> {
             let mut src = HeadSource::new(feeder, &head);
             let ev = evaluate_best(&head, &vs, &mut src, out, &fingerprint, cfg.eval_batch_size)?;
             write_outputs(out, &ev, &[])?;
+            crate::tracking::sync_run_events(out, &[], Some(&ev.metrics))?;
             write_run_info(
                 out,
                 &RunInfo {
@@ -242,15 +243,4 @@ fn fit_bank<H: BankHead>(head: &mut H, feeder: &mut StoreFeeder, batch: usize) -
     let mut iter = std::iter::from_fn(|| chunks.next().map(|c| feeder.load(Split::Train, c)));
     let _guard = tch::no_grad_guard();
     head.fit(&mut iter)
-}
-
-/// Unused-input guard for heads that receive fed tensors: `[B, ...]` each.
-pub fn expect_inputs(head: &str, fed: &[Tensor], n: usize) -> Result<()> {
-    if fed.len() != n {
-        return Err(Error::Msg(format!(
-            "{head}: fed {} input tensors, the head declared {n}",
-            fed.len()
-        )));
-    }
-    Ok(())
 }

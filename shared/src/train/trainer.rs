@@ -332,10 +332,12 @@ where
         last.extend(opt_state);
         checkpoint::save(&last_path, &last, &state)?;
         history::write_csv(&out.join("history.csv"), &state.history)?;
+        crate::tracking::sync_run_events(out, &state.history, None)?;
         on_event(Event::EpochEnd(&state.history[epoch]));
         ran += 1;
     }
     let ev = evaluate_best(head, vs, src, out, &opts.fingerprint, cfg.eval_batch_size)?;
     write_outputs(out, &ev, &state.history)?;
+    crate::tracking::sync_run_events(out, &state.history, Some(&ev.metrics))?;
     Ok(FitOutcome::Finished(Box::new(ev)))
 }

@@ -138,7 +138,7 @@ impl Head for CausalFilmHead {
         let cfg = self.config();
         let n_pooled = cfg.n_pooled_branches();
         let want = IMAGE_AT + n_pooled + cfg.n_gem_branches();
-        crate::train::driver::expect_inputs(Self::NAME, &fed, want)?;
+        crate::heads::expect_inputs(Self::NAME, &fed, want)?;
         let mut it = fed.into_iter();
         let video = it.next().expect("counted");
         let audio = it.next().expect("counted"); // [B, W, Na, Da]

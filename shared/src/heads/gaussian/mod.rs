@@ -103,7 +103,7 @@ impl Head for Gaussian {
     }
 
     fn make_batch(&self, fed: Vec<Tensor>) -> Result<Tensor> {
-        crate::train::driver::expect_inputs(Self::NAME, &fed, self.n_inputs)?;
+        crate::heads::expect_inputs(Self::NAME, &fed, self.n_inputs)?;
         Ok(concat(&fed))
     }
 

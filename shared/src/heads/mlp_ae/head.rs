@@ -54,7 +54,7 @@ impl Head for MlpAe {
     }
 
     fn make_batch(&self, fed: Vec<Tensor>) -> Result<Tensor> {
-        crate::train::driver::expect_inputs(Self::NAME, &fed, self.features.len())?;
+        crate::heads::expect_inputs(Self::NAME, &fed, self.features.len())?;
         Ok((concat(&fed) - &self.norm_mean) / &self.norm_std)
     }
 

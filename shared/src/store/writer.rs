@@ -694,16 +694,6 @@ impl FeatureStore {
         }
         Ok(found)
     }
-
-    /// Reads a side file written by [`write_json`](Self::write_json); `None` if absent.
-    pub fn read_json(&self, name: &str) -> Result<Option<Value>> {
-        validate_name(name)?;
-        let path = self.root.join(name);
-        if !path.is_file() {
-            return Ok(None);
-        }
-        super::fsutil::read_json(&path).map(Some)
-    }
 }
 
 /// Whether `dir` becomes a zarr group within about a second (a concurrent creator's rename).

@@ -292,10 +292,8 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<ArrayLayout>) -> Result<()> {
         }
         match node_type(&path)?.as_deref() {
             Some("group") => walk(root, &path, out)?,
-            Some("array") => {
-                if is_feature_array(&read_json(&path.join("zarr.json"))?) {
-                    out.push(read_array(root, &name)?)
-                }
+            Some("array") if is_feature_array(&read_json(&path.join("zarr.json"))?) => {
+                out.push(read_array(root, &name)?)
             }
             _ => {}
         }

@@ -145,6 +145,7 @@ fn train_resume_eval() {
 #[test]
 fn a_cuda_device_without_gpu_is_a_clear_error_before_any_work() {
     let tmp = tempfile::tempdir().unwrap();
+    let (store, cfg_path) = setup(tmp.path(), MLP_AE);
     let out = tmp.path().join("r");
     // `cuda` where no GPU is visible; past the visible devices where one is.
     let dev = if tch::Cuda::is_available() {
@@ -152,7 +153,7 @@ fn a_cuda_device_without_gpu_is_a_clear_error_before_any_work() {
     } else {
         "cuda"
     };
-    let o = train(&out, &["--device", dev]);
+    let o = train(&store, &cfg_path, &out, &["--device", dev]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "an error, not a panic:\n{err}");
     assert!(err.contains(&format!("--device {dev}")), "{err}");

@@ -84,6 +84,8 @@ def main():
         arrays[name][i] = x
 
     stage = {k: 0.0 for k in ("sensor", "text", "image", "audio", "video")}
+    # CPU seconds (process clock: every thread) of decode + preprocess per stage, forwards excluded
+    prep = {k: 0.0 for k in ("sensor", "image", "audio", "video")}
     t0 = time.time()
     emb = clip(**tok([cfg["text"]["prompt"]], return_tensors="pt")).text_embeds[0]
     g.attrs["text"] = emb.tolist()
@@ -92,32 +94,41 @@ def main():
         t = time.time()
         d = os.path.join(root, r["SUBDIRS"])
         sid = os.path.basename(r["SUBDIRS"])
+        c = time.process_time()
         put("sensor/raw", i, sensors(glob.glob(os.path.join(d, "*.csv"))[0], cfg["sensor"]["steps"]))
+        prep["sensor"] += time.process_time() - c
         t, stage["sensor"] = time.time(), stage["sensor"] + time.time() - t
+        c = time.process_time()
         imgs = sorted(glob.glob(os.path.join(d, "images", "*")))
         ims = [cv2.cvtColor(cv2.imread(p), cv2.COLOR_BGR2RGB) for p in imgs]
         px = iproc(images=ims, return_tensors="pt").pixel_values
+        prep["image"] += time.process_time() - c
         hs = dino(pixel_values=px, output_hidden_states=True).hidden_states
         pooled = torch.stack([torch.stack([h.float().mean(1), h.float().amax(1)], 1) for h in hs], 0)
         put("image/pooled", i, pooled)
         for l in cfg["image"]["layers"]:
             put(f"image/tokens_L{l}", i, hs[l])
         t, stage["image"] = time.time(), stage["image"] + time.time() - t
+        c = time.process_time()
         wav = audio_16k(os.path.join(d, sid + ".flac"))
         span = max(len(wav) - win, 0)
         starts = [round(span * k / (W - 1)) if W > 1 else 0 for k in range(W)]
         feats = fe([wav[s:s + win] for s in starts], sampling_rate=16000, return_tensors="pt").input_values
+        prep["audio"] += time.process_time() - c
         put("audio/tokens", i, ast(input_values=feats).last_hidden_state)
         put("audio/window_start_s", i, np.array(starts) / 16000.0)
         t, stage["audio"] = time.time(), stage["audio"] + time.time() - t
+        c = time.process_time()
         fr = video_frames(os.path.join(d, sid + ".avi"), cfg["video"]["frames"])
         pv = vproc(videos=[list(fr)], return_tensors="pt").pixel_values_videos
+        prep["video"] += time.process_time() - c
         put("video/tokens", i, vj.get_vision_features(pv)[0])
         stage["video"] += time.time() - t
     dt = time.time() - t0
     print(f"python reference: {n} samples in {dt:.2f} s = {n / dt:.3f} samples/s")
     # Machine-readable line for scripts/bench_extract.sh: loop seconds and per-stage seconds.
-    print("BENCH " + json.dumps({"loop_seconds": dt, "stages": stage}))
+    print("BENCH " + json.dumps({"loop_seconds": dt, "stages": stage, "prep_cpu": prep,
+                                 "samples": n, "torch_threads": torch.get_num_threads()}))
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ def main():
     ms = models()
     x, samples = make_inputs()
     text = torch.randn(cfg["model"]["clip_head"]["text_dim"], generator=torch.Generator().manual_seed(2))
-    t_ext, _ = cache_experiment(tmp, cfg_path, 1, bin_, ms, x, samples, text)
+    t_ext, _ = cache_experiment(tmp, cfg_path, 2, bin_, ms, x, samples, text)
     t_rec, t_bb = recompute_experiment(cfg, epochs, ms, x, samples, text)
     print(json.dumps({"run_s": t_rec, "backbone_s": t_bb, "extract_once_s": t_ext}))
 

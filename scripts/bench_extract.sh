@@ -7,16 +7,26 @@
 #   end-to-end wall: both processes timed from start to exit (imports, model loading included);
 #   steady state: our summed stage seconds (report in STORE/reports/extract/zarr.json; model loading excluded)
 #     against the Python loop seconds (its `BENCH` line; model loading excluded).
-# Writes bench/results_extract.md (and keeps logs under target/bench_extract/).
+# Writes bench/results_extract_demo.md (and keeps logs under target/bench_extract/); the real-size
+# run writes bench/results_extract.md.
 # To compare two builds: EXTRACT_BIN=/path/to/old/extract BENCH_CONFIG=old_demo.toml OUT=old.md.
+# Real media size (issue 11): bash scripts/bench_extract.sh --geometry real [SAMPLES] [DEVICE]
+#   runs scripts/bench_extract_real.sh (default 16 samples; writes the same results file).
 set -euo pipefail
+if [ "${1:-}" = "--geometry" ]; then
+  case "${2:-}" in
+    real) shift 2; exec bash "$(dirname "$0")/bench_extract_real.sh" "$@" ;;
+    demo) shift 2 ;;
+    *) echo "--geometry demo|real" >&2; exit 2 ;;
+  esac
+fi
 source "$(dirname "$0")/env.sh"
 cd "$ROOT"
 NS="${1:-96,192}"
 DEVICE="${2:-cpu}"
 EXTRACT="${EXTRACT_BIN:-$BIN/extract}"
 CONFIG="${BENCH_CONFIG:-configs/extract_demo.toml}"
-OUT="${OUT:-bench/results_extract.md}"
+OUT="${OUT:-bench/results_extract_demo.md}"
 [ -x "$EXTRACT" ] || bash scripts/setup.sh --test
 W="$ROOT/target/bench_extract"
 rm -rf "$W"; mkdir -p "$W"

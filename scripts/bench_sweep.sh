@@ -20,11 +20,11 @@ TMP="$(mktemp -d)"
 trap 'rm -rf "$TMP"' EXIT
 "$BIN/train-head" synth-store --out "$TMP/store" >/dev/null
 t0=$(date +%s.%N)
-"$BIN/train-head" sweep --store "$TMP/store" --grid "$GRID" --out "$TMP/sweep" --jobs "$JOBS" --threads 1 > "$TMP/sweep.log"
+"$BIN/train-head" sweep --store "$TMP/store" --grid "$GRID" --out "$TMP/sweep" --jobs "$JOBS" --threads 1 > "$TMP/sweep.log" 2>&1 || { tail -20 "$TMP/sweep.log"; exit 1; }
 t1=$(date +%s.%N)
 RUNS=$(python3 -c "import json; p = json.load(open('$TMP/sweep/plan.json')); print(len(p['trials']) * p['seeds'])")
 EPOCHS=$(python3 -c "import tomllib; print(tomllib.load(open('$CONFIG', 'rb'))['train']['epochs'])")
-SEED=$("$WELD_PYTHON" bench/sweep_seed_way.py "$TMP" "$CONFIG" "$EPOCHS" "$BIN/train-head" 2>/dev/null | tail -1)
+SEED=$("$WELD_PYTHON" bench/sweep_seed_way.py "$TMP" "$CONFIG" "$EPOCHS" "$BIN/train-head" 2>"$TMP/seed.err" | tail -1) || { cat "$TMP/seed.err"; exit 1; }
 python3 - "$t0" "$t1" "$RUNS" "$EPOCHS" "$JOBS" "$SEED" <<'PY' | tee bench/results_sweep.md
 import json, sys, datetime
 t0, t1, runs, epochs, jobs = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])

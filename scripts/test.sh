@@ -15,7 +15,7 @@ echo "[test] cargo test (one package at a time: a workspace build would unify th
 cargo test --release -p weld-cache --features extract --no-fail-fast -- --test-threads=2
 cargo test --release -p extract --no-fail-fast -- --test-threads=2
 cargo test --release -p train-head --no-fail-fast -- --test-threads=2
-echo "[test] demo end to end at small scale (synth -> init-models -> extract -> verify -> train-head)"
+echo "[test] demo end to end at small scale (synth -> init-models -> extract -> verify -> train-head -> sweep)"
 bash scripts/demo.sh 160 > target/demo_test.log 2>&1 || { tail -40 target/demo_test.log; exit 1; }
 "$WELD_PYTHON" - <<'PY'
 import json
@@ -23,5 +23,10 @@ m = json.load(open("runs/demo/metrics.json"))
 a = m["test"]["auroc"]
 print(f"demo TEST I-AUROC {a:.4f}")
 assert a > 0.7, f"demo TEST I-AUROC {a} is not well above chance"
+rows = open("runs/demo-sweep/leaderboard.csv").read().splitlines()[1:]
+assert len(rows) == 3, f"demo sweep leaderboard has {len(rows)} trials, expected 3"
+print(f"demo sweep: {len(rows)} trials x 2 seeds, best VAL I-AUROC {float(rows[0].split(',')[4]):.4f}")
 PY
+echo "[test] the shipped binaries again (demo.sh rebuilt them through setup.sh after cargo test relinked them)"
+bash scripts/check_artifacts.sh
 echo "demo: 1 passed, 0 failed"

@@ -79,9 +79,15 @@ pub struct SynthArgs {
     /// Samples per session folder [default 8].
     #[arg(long)]
     pub session_size: Option<usize>,
-    /// Video fourcc for the FFMPEG backend: MJPG, FFV1... [default MJPG].
+    /// Video fourcc for the FFMPEG backend: MJPG (intra-frame), FFV1, FMP4 (MPEG-4,
+    /// inter-frame, a key frame every 12 frames)... [default MJPG].
     #[arg(long)]
     pub fourcc: Option<String>,
+    /// Media geometry preset applied before the other flags: `demo` (the defaults) or `real`
+    /// (the real dataset's sizes: 37 s clips, 1110-frame 640x480 grey MJPEG video at 30 fps,
+    /// five 1920x1080 JPEGs, 16 kHz audio, ~340 sensor rows).
+    #[arg(long, value_parser = ["demo", "real"])]
+    pub geometry: Option<String>,
 }
 
 fn progress(n: usize, what: &str) -> ProgressBar {
@@ -197,6 +203,9 @@ pub fn synth_config(a: &SynthArgs) -> Result<SynthConfig> {
         }
         None => SynthConfig::default(),
     };
+    if a.geometry.as_deref() == Some("real") {
+        cfg = cfg.real_geometry();
+    }
     macro_rules! set {
         ($($f:ident),*) => {$(if let Some(v) = a.$f.clone() { cfg.$f = v; })*};
     }

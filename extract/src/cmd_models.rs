@@ -50,6 +50,10 @@ pub struct InitModelsArgs {
     /// Seed of the random weights.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Input geometry of the tiny models: `demo` (64 px V-JEPA 2 crops, 128-frame AST windows)
+    /// or `real` (256 px crops, 1024-frame windows, as the real checkpoints; for benchmarks).
+    #[arg(long, default_value = "demo", value_parser = ["demo", "real"])]
+    pub geometry: String,
 }
 
 /// `extract inspect`: model type, config summary, parameter count, stored dtype, files + sha256.
@@ -155,7 +159,7 @@ pub fn init_models(a: &InitModelsArgs) -> Result<()> {
             a.size
         );
     }
-    let dirs = backbones::write_tiny_all(&a.out, a.seed)
+    let dirs = backbones::write_tiny_all_geometry(&a.out, a.seed, a.geometry == "real")
         .with_context(|| format!("writing tiny models under {}", a.out.display()))?;
     for d in dirs {
         println!("{}", d.display());

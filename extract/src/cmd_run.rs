@@ -4,6 +4,8 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 use std::sync::Mutex;
+use weld_cache::data::video::VideoReader;
+use weld_cache::pipeline::config::PreprocessAt;
 use weld_cache::pipeline::{
     run_extract, ExtractConfig, Progress, RunOptions, Shard, StageKind, StageSummary,
 };
@@ -62,6 +64,17 @@ pub struct RunArgs {
     /// libtorch intra-op threads (0 = available cores / (workers + 1)).
     #[arg(long)]
     threads: Option<usize>,
+    /// Where images and frames are resized/cropped/normalised: device (from uint8 uploads, the
+    /// default) or cpu (in the decode workers).
+    #[arg(long)]
+    preprocess: Option<PreprocessAt>,
+    /// Video frame reader: auto (MJPEG AVIs frame by frame, others through opencv), opencv,
+    /// mjpeg.
+    #[arg(long)]
+    video_reader: Option<VideoReader>,
+    /// Decode large JPEGs at reduced size (libjpeg DCT scaling; not exact, see README).
+    #[arg(long)]
+    jpeg_reduce: bool,
     /// This process fills batch groups g with g % n == i (run n processes for n GPUs/nodes).
     #[arg(long, default_value = "0/1")]
     shard: Shard,
@@ -106,6 +119,9 @@ fn apply(args: &RunArgs) -> Result<ExtractConfig> {
     set!(c.run.workers, args.workers);
     set!(c.run.threads, args.threads);
     set!(c.run.only, args.only);
+    set!(c.run.preprocess, args.preprocess);
+    set!(c.video.reader, args.video_reader);
+    c.image.jpeg_reduce |= args.jpeg_reduce;
     c.validate()?;
     Ok(c)
 }
@@ -138,9 +154,12 @@ impl Progress for Bars {
         if let Some(pb) = self.bar.lock().unwrap().take() {
             pb.finish_and_clear();
         }
+        let per = |x: f64| 1e3 * x / s.prepared.max(1) as f64;
         eprintln!(
             "{stage:>7}: {} written, {} already done, {} faults, {:.2} s \
-             (decode {:.2} s over workers, device {:.2} s, waiting {:.2} s, writing {:.2} s)",
+             (decode {:.2} s over workers, device {:.2} s, waiting {:.2} s, writing {:.2} s); \
+             CPU per sample: decode+preprocess {:.1} ms in the workers, device-side \
+             preprocessing {:.1} ms, whole process {:.1} ms",
             s.written,
             s.already_done,
             s.faults,
@@ -148,7 +167,10 @@ impl Progress for Bars {
             s.prepare_seconds,
             s.compute_seconds,
             s.wait_seconds,
-            s.write_seconds
+            s.write_seconds,
+            per(s.prepare_cpu_seconds),
+            per(s.device_prep_seconds),
+            per(s.process_cpu_seconds)
         );
     }
     fn warn(&self, msg: &str) {

@@ -321,7 +321,21 @@ const TINY_LABELS: i64 = 3;
 /// Writes a tiny random `ASTForAudioClassification` folder: encoder keys under the prefix
 /// `audio_spectrogram_transformer.` plus `classifier.*`, so loading exercises both rules.
 pub fn write_tiny(dir: &Path, seed: u64) -> Result<()> {
-    let config = Config::tiny();
+    write_tiny_config(dir, seed, Config::tiny())
+}
+
+impl Config {
+    /// [`Config::tiny`] at the real input geometry: 1024-frame windows (10.24 s).
+    pub fn tiny_real() -> Self {
+        Self {
+            max_length: 1024,
+            ..Self::tiny()
+        }
+    }
+}
+
+/// [`write_tiny`] with a given config.
+pub fn write_tiny_config(dir: &Path, seed: u64, config: Config) -> Result<()> {
     let vs = nn::VarStore::new(Device::Cpu);
     Ast::build(&vs, config.clone(), dir)?;
     let mut tensors: Vec<(String, Tensor)> = tiny::random_tensors(&vs, seed)

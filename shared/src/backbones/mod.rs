@@ -260,6 +260,16 @@ pub fn parse_kind(s: &str) -> Result<Kind> {
 /// Writes tiny random folders of every backbone: `out/dinov3`, `out/vjepa2`, `out/ast`,
 /// `out/clip` (with a valid `tokenizer.json`).
 pub fn write_tiny_all(out: &Path, seed: u64) -> Result<Vec<std::path::PathBuf>> {
+    write_tiny_all_geometry(out, seed, false)
+}
+
+/// [`write_tiny_all`]; with `real_geometry` V-JEPA 2 takes 256 px crops and AST 1024-frame
+/// windows (the real models' input geometry; widths stay tiny), DINOv3 is 224 px either way.
+pub fn write_tiny_all_geometry(
+    out: &Path,
+    seed: u64,
+    real_geometry: bool,
+) -> Result<Vec<std::path::PathBuf>> {
     let dirs = [
         out.join("dinov3"),
         out.join("vjepa2"),
@@ -267,8 +277,13 @@ pub fn write_tiny_all(out: &Path, seed: u64) -> Result<Vec<std::path::PathBuf>> 
         out.join("clip"),
     ];
     dinov3::write_tiny(&dirs[0], seed)?;
-    vjepa2::write_tiny(&dirs[1], seed + 1)?;
-    ast::write_tiny(&dirs[2], seed + 2)?;
+    if real_geometry {
+        vjepa2::write_tiny_config(&dirs[1], seed + 1, vjepa2::Config::tiny_real())?;
+        ast::write_tiny_config(&dirs[2], seed + 2, ast::Config::tiny_real())?;
+    } else {
+        vjepa2::write_tiny(&dirs[1], seed + 1)?;
+        ast::write_tiny(&dirs[2], seed + 2)?;
+    }
     clip::write_tiny(&dirs[3], seed + 3)?;
     Ok(dirs.to_vec())
 }

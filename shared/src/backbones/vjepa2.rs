@@ -421,10 +421,28 @@ fn predictor_shapes(c: &Config) -> Vec<(String, Vec<i64>)> {
     v
 }
 
+impl Config {
+    /// [`Config::tiny`] at the real input geometry (256 px crops, 64 frames per clip as
+    /// fpc64-256), with 2 blocks so a CPU benchmark measures the input side, not 4096-token
+    /// attention.
+    pub fn tiny_real() -> Self {
+        Self {
+            crop_size: 256,
+            frames_per_clip: 64,
+            num_hidden_layers: 2,
+            ..Self::tiny()
+        }
+    }
+}
+
 /// Writes a tiny random `VJEPA2Model` folder (config.json + model.safetensors with the encoder
 /// and predictor keys, HF names).
 pub fn write_tiny(dir: &Path, seed: u64) -> Result<()> {
-    let config = Config::tiny();
+    write_tiny_config(dir, seed, Config::tiny())
+}
+
+/// [`write_tiny`] with a given config.
+pub fn write_tiny_config(dir: &Path, seed: u64, config: Config) -> Result<()> {
     let vs = nn::VarStore::new(Device::Cpu);
     VJepa2::build(&vs, config.clone(), dir)?;
     let mut tensors = tiny::random_tensors(&vs, seed);

@@ -16,6 +16,8 @@ pub mod sensors;
 #[cfg(feature = "extract")]
 pub mod audio;
 #[cfg(feature = "extract")]
+pub mod avi;
+#[cfg(feature = "extract")]
 pub mod check;
 #[cfg(feature = "extract")]
 pub mod images;

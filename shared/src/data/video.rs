@@ -183,3 +183,317 @@ pub(crate) fn mat_bytes(m: &Mat) -> Result<Vec<u8>, String> {
             .map_err(|e| e.to_string())
     }
 }
+
+/// How [`read_video_u8`] gets the frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VideoReader {
+    /// `mjpeg` when the file is a grey Motion-JPEG AVI that qualifies
+    /// ([`super::avi::mjpeg_index`]; grey: decoded frames have equal channels), otherwise
+    /// `opencv`.
+    #[default]
+    Auto,
+    /// opencv `VideoCapture` (FFMPEG): seeks with `CAP_PROP_POS_FRAMES`, or decodes forward when
+    /// the next frame is at most [`GRAB_AHEAD`] frames ahead. Any codec; what the Python
+    /// pipeline does.
+    Opencv,
+    /// Read each needed frame's JPEG from the AVI and decode only it (libjpeg through opencv
+    /// `imdecode`), grey frames as one channel. MJPEG AVI only (other files are an error).
+    Mjpeg,
+}
+
+impl VideoReader {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VideoReader::Auto => "auto",
+            VideoReader::Opencv => "opencv",
+            VideoReader::Mjpeg => "mjpeg",
+        }
+    }
+}
+
+/// opencv's seek decodes from about 16 frames before the target; decoding forward is cheaper
+/// when the next needed frame is at most this many frames ahead.
+pub const GRAB_AHEAD: usize = 16;
+
+/// Decoded frames in the layout the device-side preprocessing takes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VideoU8 {
+    /// [T, H, W, C] u8, row-major: C = 1 for a grey clip (all channels equal), else 3 (RGB).
+    pub data: Vec<u8>,
+    pub t: usize,
+    pub h: usize,
+    pub w: usize,
+    pub c: usize,
+    /// The reader that produced the frames (`opencv` or `mjpeg`).
+    pub reader: VideoReader,
+}
+
+/// Whether an interleaved 3-channel buffer has equal channels everywhere.
+fn channels_equal(bgr: &[u8]) -> bool {
+    bgr.chunks_exact(3).all(|p| p[0] == p[1] && p[1] == p[2])
+}
+
+/// Channel 0 of an interleaved 3-channel buffer.
+fn first_channel(bgr: &[u8]) -> Vec<u8> {
+    bgr.chunks_exact(3).map(|p| p[0]).collect()
+}
+
+/// Read `n_frames` frames at [`uniform_indices`] for the device-side preprocessing: the same
+/// frames as [`read_video_frames`], kept as one grey channel when every frame has three equal
+/// channels (bit-identical after the preprocessing, a third of the bytes and of the resize
+/// work), else RGB. `reader` picks the decoder (see [`VideoReader`]).
+/// Returns [T, H, W, C] u8 with C in {1, 3}.
+pub fn read_video_u8(
+    path: &Path,
+    n_frames: usize,
+    sample: &str,
+    reader: VideoReader,
+) -> Result<VideoU8, SampleError> {
+    let err = |m: String| SampleError::new(sample, Modality::Video, path, m);
+    if n_frames == 0 {
+        return Err(err("asked for 0 frames".into()));
+    }
+    let meta = std::fs::metadata(path).map_err(|e| err(format!("cannot open: {e}")))?;
+    if meta.len() == 0 {
+        return Err(err("empty file (0 bytes)".into()));
+    }
+    if reader != VideoReader::Opencv {
+        match super::avi::mjpeg_index(path).map_err(err)? {
+            super::avi::AviProbe::Mjpeg(index) => {
+                let colour_ok = reader == VideoReader::Mjpeg;
+                if let Some(v) = read_mjpeg(path, &index, n_frames, sample, colour_ok)? {
+                    return Ok(v);
+                }
+            }
+            super::avi::AviProbe::Other(why) if reader == VideoReader::Mjpeg => {
+                return Err(err(format!(
+                    "video.reader = \"mjpeg\" needs a Motion-JPEG AVI: {why} (use \"auto\" or \
+                     \"opencv\")"
+                )));
+            }
+            super::avi::AviProbe::Other(_) => {}
+        }
+    }
+    read_opencv_u8(path, n_frames, sample)
+}
+
+fn read_opencv_u8(path: &Path, n_frames: usize, sample: &str) -> Result<VideoU8, SampleError> {
+    let err = |m: String| SampleError::new(sample, Modality::Video, path, m);
+    let mut cap = open(path, sample)?;
+    let info = info_of(&cap, path, sample)?;
+    let idx = uniform_indices(info.frames, n_frames);
+    let mut frames: Vec<Vec<u8>> = Vec::with_capacity(idx.len()); // BGR, one per index
+    let (mut h, mut w) = (0usize, 0usize);
+    let mut next_pos: Option<usize> = None;
+    let mut bgr = Mat::default();
+    let mut bgr3 = Mat::default();
+    for (k, &i) in idx.iter().enumerate() {
+        if k > 0 && idx[k - 1] == i {
+            let prev = frames[k - 1].clone();
+            frames.push(prev);
+            continue;
+        }
+        match next_pos {
+            Some(p) if p <= i && i - p <= GRAB_AHEAD => {
+                for skip in p..i {
+                    let ok = cap
+                        .grab()
+                        .map_err(|e| err(format!("decode frame {skip}: {e}")))?;
+                    if !ok {
+                        return Err(err(format!(
+                            "cannot decode frame {skip} of {} (truncated or corrupt)",
+                            info.frames
+                        )));
+                    }
+                }
+            }
+            _ => {
+                let ok = cap
+                    .set(videoio::CAP_PROP_POS_FRAMES, i as f64)
+                    .map_err(|e| err(format!("seek to frame {i}: {e}")))?;
+                if !ok {
+                    return Err(err(format!("cannot seek to frame {i}")));
+                }
+            }
+        }
+        let ok = cap
+            .read(&mut bgr)
+            .map_err(|e| err(format!("read frame {i}: {e}")))?;
+        if !ok || bgr.empty() {
+            return Err(err(format!(
+                "cannot read frame {i} of {} (truncated or corrupt)",
+                info.frames
+            )));
+        }
+        next_pos = Some(i + 1);
+        let m = match bgr.channels() {
+            3 => &bgr,
+            1 | 4 => {
+                let code = if bgr.channels() == 1 {
+                    imgproc::COLOR_GRAY2BGR
+                } else {
+                    imgproc::COLOR_BGRA2BGR
+                };
+                imgproc::cvt_color_def(&bgr, &mut bgr3, code)
+                    .map_err(|e| err(format!("colour conversion of frame {i}: {e}")))?;
+                &bgr3
+            }
+            c => return Err(err(format!("frame {i} has {c} channels"))),
+        };
+        let (fh, fw) = (m.rows() as usize, m.cols() as usize);
+        if k == 0 {
+            (h, w) = (fh, fw);
+        } else if (fh, fw) != (h, w) {
+            return Err(err(format!(
+                "frame {i} is {fw}x{fh}, earlier frames {w}x{h}"
+            )));
+        }
+        frames.push(mat_bytes(m).map_err(|e| err(format!("frame {i}: {e}")))?);
+    }
+    let gray = frames.iter().all(|f| channels_equal(f));
+    let mut data = Vec::with_capacity(frames.len() * h * w * if gray { 1 } else { 3 });
+    for f in &frames {
+        if gray {
+            data.extend(first_channel(f));
+        } else {
+            data.extend(f.chunks_exact(3).flat_map(|p| [p[2], p[1], p[0]]));
+        }
+    }
+    Ok(VideoU8 {
+        data,
+        t: idx.len(),
+        h,
+        w,
+        c: if gray { 1 } else { 3 },
+        reader: VideoReader::Opencv,
+    })
+}
+
+/// Decodes an encoded image (JPEG, PNG, ...) with opencv `imdecode` (`flags`: IMREAD_COLOR gives BGR, IMREAD_GRAYSCALE
+/// the luma plane).
+pub(crate) fn decode_bytes(bytes: &[u8], flags: i32) -> Result<Mat, String> {
+    let buf = opencv::core::Vector::<u8>::from_slice(bytes);
+    let m = opencv::imgcodecs::imdecode(&buf, flags).map_err(|e| e.to_string())?;
+    if m.empty() {
+        return Err("opencv cannot decode it (corrupt, truncated or unsupported)".into());
+    }
+    Ok(m)
+}
+
+/// The `mjpeg` reader. Grey detection: the first, middle and last needed frames are decoded in
+/// colour; when all three have equal channels the clip is grey and every other frame is decoded
+/// as luma only (for a JPEG whose chroma is flat, luma equals each decoded colour channel).
+/// A colour clip returns `None` unless `colour_ok`: libjpeg's chroma upsampling differs from
+/// FFmpeg's (measured up to 47 levels on high-frequency chroma), so `auto` reads colour MJPEG
+/// through opencv, as the Python pipeline does.
+fn read_mjpeg(
+    path: &Path,
+    index: &super::avi::MjpegIndex,
+    n_frames: usize,
+    sample: &str,
+    colour_ok: bool,
+) -> Result<Option<VideoU8>, SampleError> {
+    let err = |m: String| SampleError::new(sample, Modality::Video, path, m);
+    let file = std::fs::File::open(path).map_err(|e| err(format!("cannot open: {e}")))?;
+    let total = index.frames.len();
+    let idx = uniform_indices(total, n_frames);
+    let probe_at = [0, idx.len() / 2, idx.len() - 1];
+    let mut colour: Vec<Option<Vec<u8>>> = vec![None; idx.len()];
+    let (mut h, mut w) = (0usize, 0usize);
+    let mut gray = true;
+    for &k in &probe_at {
+        if colour[k].is_some() {
+            continue;
+        }
+        let i = idx[k];
+        let bytes = super::avi::read_frame(&file, index, i)
+            .map_err(|e| err(format!("reading frame {i}: {e}")))?;
+        let m = decode_bytes(&bytes, opencv::imgcodecs::IMREAD_COLOR)
+            .map_err(|e| err(format!("frame {i} of {total}: {e}")))?;
+        let (fh, fw) = (m.rows() as usize, m.cols() as usize);
+        if h == 0 {
+            (h, w) = (fh, fw);
+        } else if (fh, fw) != (h, w) {
+            return Err(err(format!(
+                "frame {i} is {fw}x{fh}, earlier frames {w}x{h}"
+            )));
+        }
+        let b = mat_bytes(&m).map_err(|e| err(format!("frame {i}: {e}")))?;
+        gray &= channels_equal(&b);
+        colour[k] = Some(b);
+    }
+    if !gray && !colour_ok {
+        return Ok(None);
+    }
+    let c = if gray { 1 } else { 3 };
+    let mut data = Vec::with_capacity(idx.len() * h * w * c);
+    let mut last: Option<(usize, std::ops::Range<usize>)> = None;
+    for (k, &i) in idx.iter().enumerate() {
+        if let Some((li, r)) = &last {
+            if *li == i {
+                let r = r.clone();
+                data.extend_from_within(r);
+                continue;
+            }
+        }
+        let bgr = match colour[k].take() {
+            Some(b) => b,
+            None => {
+                let bytes = super::avi::read_frame(&file, index, i)
+                    .map_err(|e| err(format!("reading frame {i}: {e}")))?;
+                let flags = if gray {
+                    opencv::imgcodecs::IMREAD_GRAYSCALE
+                } else {
+                    opencv::imgcodecs::IMREAD_COLOR
+                };
+                let m = decode_bytes(&bytes, flags)
+                    .map_err(|e| err(format!("frame {i} of {total}: {e}")))?;
+                if (m.rows() as usize, m.cols() as usize) != (h, w) {
+                    return Err(err(format!(
+                        "frame {i} is {}x{}, earlier frames {w}x{h}",
+                        m.cols(),
+                        m.rows()
+                    )));
+                }
+                let b = mat_bytes(&m).map_err(|e| err(format!("frame {i}: {e}")))?;
+                if gray {
+                    let start = data.len();
+                    data.extend_from_slice(&b);
+                    last = Some((i, start..data.len()));
+                    continue;
+                }
+                b
+            }
+        };
+        let start = data.len();
+        if gray {
+            data.extend(first_channel(&bgr));
+        } else {
+            data.extend(bgr.chunks_exact(3).flat_map(|p| [p[2], p[1], p[0]]));
+        }
+        last = Some((i, start..data.len()));
+    }
+    Ok(Some(VideoU8 {
+        data,
+        t: idx.len(),
+        h,
+        w,
+        c,
+        reader: VideoReader::Mjpeg,
+    }))
+}
+
+impl std::str::FromStr for VideoReader {
+    type Err = crate::Error;
+    fn from_str(s: &str) -> crate::Result<Self> {
+        match s.trim() {
+            "auto" => Ok(VideoReader::Auto),
+            "opencv" => Ok(VideoReader::Opencv),
+            "mjpeg" => Ok(VideoReader::Mjpeg),
+            o => Err(crate::Error::Msg(format!(
+                "unknown video reader `{o}` (expected auto, opencv, mjpeg)"
+            ))),
+        }
+    }
+}

@@ -87,6 +87,45 @@ pub struct RunSection {
     /// see [`RunSection::intra_op_threads`].
     #[serde(default)]
     pub threads: usize,
+    /// Where video frames and images are resized, cropped and normalised (see
+    /// [`PreprocessAt`]).
+    #[serde(default)]
+    pub preprocess: PreprocessAt,
+}
+
+/// Where the image and video preprocessing runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PreprocessAt {
+    /// On the model's device from uint8 uploads (`preprocess::device`): the decode workers only
+    /// decode. On the CPU bit-identical to `cpu`; on CUDA within float rounding of it.
+    #[default]
+    Device,
+    /// In the decode workers on the CPU (`preprocess::image` / `preprocess::video`), f32
+    /// tensors handed to the device.
+    Cpu,
+}
+
+impl std::str::FromStr for PreprocessAt {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim() {
+            "device" => Ok(PreprocessAt::Device),
+            "cpu" => Ok(PreprocessAt::Cpu),
+            o => Err(Error::Msg(format!(
+                "unknown preprocess place `{o}` (expected device or cpu)"
+            ))),
+        }
+    }
+}
+
+impl PreprocessAt {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PreprocessAt::Device => "device",
+            PreprocessAt::Cpu => "cpu",
+        }
+    }
 }
 
 impl RunSection {
@@ -94,12 +133,20 @@ impl RunSection {
     /// by the `workers` decode threads and the device thread (at least 1). Each of them runs torch
     /// ops with its own OpenMP team; larger teams oversubscribe the cores and their idle threads
     /// spin (measured on 2 cores: 40% less CPU time with 1 thread than with the default 2).
+    ///
+    /// With `preprocess = "device"` the decode workers run no torch ops, so the OpenMP team of
+    /// the device thread is the only one and gets every core: measured on 2 cores at real media
+    /// size (README "Extraction speed"), the device step is the bottleneck there and the
+    /// decoders need a fraction of a core.
     pub fn intra_op_threads(&self) -> usize {
         if self.threads > 0 {
             return self.threads;
         }
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        (cores / (self.workers + 1)).max(1)
+        match self.preprocess {
+            PreprocessAt::Device => cores,
+            PreprocessAt::Cpu => (cores / (self.workers + 1)).max(1),
+        }
     }
 }
 
@@ -122,6 +169,10 @@ pub struct VideoSection {
     pub crop: usize,
     pub pool: usize,
     pub source: VideoSource,
+    /// Frame reader: auto (MJPEG AVI read frame by frame, anything else through opencv),
+    /// opencv, or mjpeg.
+    #[serde(default)]
+    pub reader: crate::data::video::VideoReader,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -135,6 +186,11 @@ pub struct AudioSection {
 pub struct ImageSection {
     pub layers: Vec<usize>,
     pub size: usize,
+    /// Decode JPEGs at least twice the target size at 1/2, 1/4 or 1/8 scale (libjpeg DCT
+    /// scaling) before the resize. Off by default: not bit-identical to the HF processor (error
+    /// measured in README "Extraction speed"); recorded in the provenance.
+    #[serde(default)]
+    pub jpeg_reduce: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -57,6 +57,33 @@ pub struct StageSummary {
     pub wait_seconds: f64,
     /// Writer thread time (encode, chunk writes, syncs, markers).
     pub write_seconds: f64,
+    /// CPU time of the decode workers in decode + preprocess (their threads' CPU clocks summed:
+    /// waiting excluded; a library's own helper threads would not be counted, so the binaries
+    /// keep opencv single-threaded).
+    pub prepare_cpu_seconds: f64,
+    /// Samples the workers prepared (the denominator of the per-sample CPU cost).
+    pub prepared: usize,
+    /// Part of the device step spent uploading and preprocessing (`run.preprocess = "device"`;
+    /// on CUDA the launch time, the kernels run asynchronously).
+    pub device_prep_seconds: f64,
+    /// CPU time of the whole process during the stage (every thread: decoders, device step and
+    /// its OpenMP team, writer).
+    pub process_cpu_seconds: f64,
+}
+
+/// CPU time consumed so far by the calling thread (`clock`: `CLOCK_THREAD_CPUTIME_ID`) or the
+/// whole process (`CLOCK_PROCESS_CPUTIME_ID`), in seconds.
+pub fn cpu_clock(clock: libc::clockid_t) -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; both clock ids exist on Linux.
+    let rc = unsafe { libc::clock_gettime(clock, &mut ts) };
+    if rc != 0 {
+        return 0.0;
+    }
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
 }
 
 /// Progress display, implemented by the binary (indicatif) or a no-op.
@@ -103,9 +130,18 @@ pub struct StageRun<'a> {
     pub workers: usize,
     pub queue: usize,
     pub strict: bool,
+    /// Nanoseconds of the device step spent in upload + preprocessing, counted by the caller's
+    /// `compute` (reported as `device_prep_seconds`).
+    pub device_prep_ns: Option<&'a AtomicU64>,
 }
 
-impl StageRun<'_> {
+impl<'a> StageRun<'a> {
+    /// Counts the device step's upload + preprocessing time in `ns` (see `device_prep_ns`).
+    pub fn with_device_prep(mut self, ns: &'a AtomicU64) -> Self {
+        self.device_prep_ns = Some(ns);
+        self
+    }
+
     fn sample_done(&self, i: usize) -> bool {
         self.arrays.iter().all(|(a, _)| self.store.is_done(a, i))
     }
@@ -136,6 +172,7 @@ impl StageRun<'_> {
         FC: FnMut(Vec<(usize, P)>) -> Result<Vec<SampleOutput>>,
     {
         let t0 = Instant::now();
+        let cpu0 = cpu_clock(libc::CLOCK_PROCESS_CPUTIME_ID);
         let mut summary = StageSummary {
             stage: self.name.to_string(),
             ..Default::default()
@@ -167,10 +204,18 @@ impl StageRun<'_> {
         let prepare = &prepare;
         let prepare_ns = AtomicU64::new(0);
         let prepare_ns = &prepare_ns;
+        let prepare_cpu_ns = AtomicU64::new(0);
+        let prepare_cpu_ns = &prepare_cpu_ns;
+        let prepared = AtomicU64::new(0);
+        let prepared = &prepared;
         let timed_prepare = move |i: usize| {
             let t = Instant::now();
+            let c = cpu_clock(libc::CLOCK_THREAD_CPUTIME_ID);
             let p = prepare(i);
+            let dc = cpu_clock(libc::CLOCK_THREAD_CPUTIME_ID) - c;
             prepare_ns.fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            prepare_cpu_ns.fetch_add((dc.max(0.0) * 1e9) as u64, Ordering::Relaxed);
+            prepared.fetch_add(1, Ordering::Relaxed);
             p
         };
 
@@ -326,6 +371,12 @@ impl StageRun<'_> {
         });
         outcome?;
         summary.prepare_seconds = prepare_ns.load(Ordering::Relaxed) as f64 * 1e-9;
+        summary.prepare_cpu_seconds = prepare_cpu_ns.load(Ordering::Relaxed) as f64 * 1e-9;
+        summary.prepared = prepared.load(Ordering::Relaxed) as usize;
+        summary.process_cpu_seconds = cpu_clock(libc::CLOCK_PROCESS_CPUTIME_ID) - cpu0;
+        if let Some(ns) = self.device_prep_ns {
+            summary.device_prep_seconds = ns.load(Ordering::Relaxed) as f64 * 1e-9;
+        }
         summary.seconds = t0.elapsed().as_secs_f64();
         progress.finish(self.name, &summary);
         Ok(summary)

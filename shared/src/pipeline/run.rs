@@ -12,6 +12,7 @@ use crate::store::{ArraySpec, Coord, FeatureStore, StoreDtype};
 use crate::{Error, Result};
 use serde::Serialize;
 use serde_json::{json, Value};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 use tch::Kind;
 
@@ -82,6 +83,10 @@ pub fn run_extract(
         kind,
     } = precheck(cfg)?;
     tch::set_num_threads(cfg.run.intra_op_threads() as i32);
+    // The decode workers run in parallel over samples: opencv's own thread pool would only
+    // oversubscribe the cores (and hide its CPU time from the per-stage accounting).
+    opencv::core::set_num_threads(1)
+        .map_err(|e| Error::Msg(format!("opencv set_num_threads: {e}")))?;
     let t0 = Instant::now();
     let n = manifest.samples.len();
     let store = FeatureStore::open_or_create_with(
@@ -113,6 +118,7 @@ pub fn run_extract(
         workers: cfg.run.workers,
         queue: cfg.run.queue,
         strict: opts.strict,
+        device_prep_ns: None,
     };
     let ensure =
         |arrays: &[(String, Vec<usize>, StoreDtype)]| -> Result<Vec<(String, StoreDtype)>> {
@@ -155,7 +161,7 @@ pub fn run_extract(
             StageKind::Image => {
                 let model = Dinov3::load(&cfg.models.dinov3, device, kind)?;
                 let mut prov = model_provenance(&cfg.models.dinov3)?;
-                prov["preprocess"] = json!({ "size": cfg.image.size, "norm": "imagenet", "order": "rescale,resize(bilinear,antialias),normalize" });
+                prov["preprocess"] = json!({ "size": cfg.image.size, "norm": "imagenet", "order": "rescale,resize(bilinear,antialias),normalize", "at": preprocess_at(cfg, device), "jpeg_reduce": cfg.image.jpeg_reduce });
                 prov["compute_dtype"] = json!(cfg.run.dtype);
                 record_or_check(&store, &cfg.store.path, "image", &prov)?;
                 let c = model.config();
@@ -168,16 +174,18 @@ pub fn run_extract(
                     specs.push((image_tokens_name(l), vec![5, ntok, d], sdt));
                 }
                 let arrays = ensure(&specs)?;
-                stage_run("image", arrays).run(
-                    |i| prepare_images(&ctx, cfg.image.size, i),
+                let prep = AtomicU64::new(0);
+                stage_run("image", arrays).with_device_prep(&prep).run(
+                    |i| prepare_images(&ctx, cfg, i),
                     |batch| {
-                        compute_images(
-                            &model,
-                            &cfg.image.layers,
+                        let t = Instant::now();
+                        let (x, views) = images_batch(
+                            cfg.image.size,
                             batch.into_iter().map(|x| x.1).collect(),
                             device,
-                            kind,
-                        )
+                        )?;
+                        prep.fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                        compute_images(&model, &cfg.image.layers, x, views, kind)
                     },
                     progress,
                     &mut faults,
@@ -223,21 +231,19 @@ pub fn run_extract(
             StageKind::Video => {
                 let model = VJepa2::load(&cfg.models.vjepa, device, kind)?;
                 let mut prov = model_provenance(&cfg.models.vjepa)?;
-                prov["preprocess"] = json!({ "frames": cfg.video.frames, "sampling": "uniform by index", "short_side": cfg.video.short_side, "crop": cfg.video.crop, "pool": cfg.video.pool, "source": cfg.video.source, "gray": "replicated to RGB" });
+                prov["preprocess"] = json!({ "frames": cfg.video.frames, "sampling": "uniform by index", "short_side": cfg.video.short_side, "crop": cfg.video.crop, "pool": cfg.video.pool, "source": cfg.video.source, "gray": "replicated to RGB", "reader": cfg.video.reader.as_str(), "at": preprocess_at(cfg, device) });
                 prov["compute_dtype"] = json!(cfg.run.dtype);
                 record_or_check(&store, &cfg.store.path, "video", &prov)?;
                 let shape = video_token_shape(&model, cfg)?;
                 let arrays = ensure(&[(VIDEO_TOKENS.into(), shape, sdt)])?;
-                stage_run("video", arrays).run(
+                let prep = AtomicU64::new(0);
+                stage_run("video", arrays).with_device_prep(&prep).run(
                     |i| prepare_video(&ctx, cfg, i),
                     |batch| {
-                        compute_video(
-                            &model,
-                            cfg,
-                            batch.into_iter().map(|x| x.1).collect(),
-                            device,
-                            kind,
-                        )
+                        let t = Instant::now();
+                        let x = video_batch(cfg, batch.into_iter().map(|x| x.1).collect(), device)?;
+                        prep.fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                        compute_video(&model, cfg, x, kind)
                     },
                     progress,
                     &mut faults,
@@ -259,6 +265,15 @@ pub fn run_extract(
     attrs.insert("report".into(), v);
     store.write_group_attrs(&opts.shard.report_name(), attrs)?;
     Ok(report)
+}
+
+/// Where the image/video resize ran, for the provenance: `cpu` (bit-identical whether in the
+/// workers or in the device step) or `cuda`.
+fn preprocess_at(cfg: &ExtractConfig, device: tch::Device) -> &'static str {
+    match (cfg.run.preprocess, device) {
+        (super::config::PreprocessAt::Device, tch::Device::Cuda(_)) => "cuda",
+        _ => "cpu",
+    }
 }
 
 /// The CLIP text embedding of the prompt, once per store (the array `text/embed`).

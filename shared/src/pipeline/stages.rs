@@ -12,12 +12,16 @@
 //!
 //! The CLIP text embedding is not per sample: it is the store-level array `text/embed`.
 use super::config::ExtractConfig;
+use super::config::PreprocessAt;
 use super::engine::SampleOutput;
 use crate::backbones::{ast::Ast, dinov3::Dinov3, vjepa2::VJepa2};
+use crate::data::images::read_image_u8;
 use crate::data::sample::SampleFiles;
+use crate::data::video::read_video_u8;
 use crate::data::{manifest::SampleRecord, Modality, SampleError};
+use crate::preprocess::device::{dinov3_pixels_bgr_u8, vjepa2_pixels_u8};
 use crate::preprocess::fbank::{ast_input_values, Fbank, FbankConfig, AST_MEAN, AST_STD};
-use crate::preprocess::image::{dinov3_pixels, ImageNorm};
+use crate::preprocess::image::ImageNorm;
 use crate::preprocess::video::vjepa2_pixels;
 use crate::{Error, Result};
 use std::path::Path;
@@ -64,28 +68,38 @@ pub fn to_vec(t: &Tensor) -> Result<Vec<f32>> {
 
 // ---------------------------------------------------------------- video (V-JEPA 2)
 
-/// Frames for V-JEPA 2: [T, 3, crop, crop] f32, from the `.avi` (or the seed's `images/` quirk).
+/// What a decode worker hands the device step for one clip.
+pub enum VideoIn {
+    /// `[T, 3, crop, crop]` f32, preprocessed on the CPU (`run.preprocess = "cpu"`, or the
+    /// seed's `images/` source).
+    Pixels(Tensor),
+    /// `[T, H, W, C]` u8 frames (C = 1 grey, 3 RGB), preprocessed on the device.
+    Raw(Tensor),
+}
+
+/// Frames for V-JEPA 2 from the `.avi` (or the seed's `images/` quirk): decoded by
+/// `video.reader`, then preprocessed here or left as u8 for the device (`run.preprocess`).
 pub fn prepare_video(
     ctx: &SampleCtx,
     cfg: &ExtractConfig,
     i: usize,
-) -> std::result::Result<Tensor, SampleError> {
+) -> std::result::Result<VideoIn, SampleError> {
     let files = ctx.files(i)?;
     let norm = ImageNorm::default();
     match cfg.video.source {
         super::config::VideoSource::Video => {
             let path = files.video()?;
-            let f = crate::data::video::read_video_frames(&path, cfg.video.frames, ctx.key(i))?;
-            vjepa2_pixels(
-                &f.data,
-                f.t,
-                f.h,
-                f.w,
-                cfg.video.short_side,
-                cfg.video.crop,
-                &norm,
-            )
-            .map_err(|e| fault(ctx, i, Modality::Video, &path, e))
+            let f = read_video_u8(&path, cfg.video.frames, ctx.key(i), cfg.video.reader)?;
+            let raw =
+                Tensor::from_slice(&f.data).view([f.t as i64, f.h as i64, f.w as i64, f.c as i64]);
+            match cfg.run.preprocess {
+                PreprocessAt::Device => Ok(VideoIn::Raw(raw)),
+                PreprocessAt::Cpu => {
+                    vjepa2_pixels_u8(&raw, cfg.video.short_side, cfg.video.crop, &norm)
+                        .map(VideoIn::Pixels)
+                        .map_err(|e| fault(ctx, i, Modality::Video, &path, e))
+                }
+            }
         }
         super::config::VideoSource::Images => {
             let paths = files.images()?;
@@ -108,9 +122,28 @@ pub fn prepare_video(
                     .map_err(|e| fault(ctx, i, Modality::Images, &paths[j], e))?,
                 );
             }
-            Ok(Tensor::cat(&views, 0))
+            Ok(VideoIn::Pixels(Tensor::cat(&views, 0)))
         }
     }
+}
+
+/// The device step's input of a group: `[B, T, 3, crop, crop]` f32 on `device` (raw clips are
+/// uploaded as u8 and preprocessed there).
+pub fn video_batch(cfg: &ExtractConfig, batch: Vec<VideoIn>, device: Device) -> Result<Tensor> {
+    let norm = ImageNorm::default();
+    let xs = batch
+        .into_iter()
+        .map(|v| match v {
+            VideoIn::Pixels(x) => Ok(x.to_device(device)),
+            VideoIn::Raw(u8s) => vjepa2_pixels_u8(
+                &u8s.to_device(device),
+                cfg.video.short_side,
+                cfg.video.crop,
+                &norm,
+            ),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Tensor::stack(&xs, 0))
 }
 
 /// Tokens per sample after the spatial pooling: [N, D].
@@ -132,15 +165,14 @@ pub fn video_token_shape(model: &VJepa2, cfg: &ExtractConfig) -> Result<Vec<usiz
     Ok(vec![t * g * g, c.hidden_size as usize])
 }
 
-/// [B, T, 3, C, C] -> per-sample `video/tokens`.
+/// `x`: [B, T, 3, C, C] on the model's device ([`video_batch`]) -> per-sample `video/tokens`.
 pub fn compute_video(
     model: &VJepa2,
     cfg: &ExtractConfig,
-    batch: Vec<Tensor>,
-    device: Device,
+    x: Tensor,
     kind: Kind,
 ) -> Result<Vec<SampleOutput>> {
-    let x = Tensor::stack(&batch, 0).to_device(device).to_kind(kind);
+    let x = x.to_kind(kind);
     let h = tch::no_grad(|| model.forward_last(&x))?.to_kind(Kind::Float); // [B, N, D]
     let h = if cfg.video.pool > 1 {
         let (b, n, d) = h.size3()?;
@@ -248,37 +280,95 @@ pub fn compute_audio(
 
 // ---------------------------------------------------------------- images (DINOv3)
 
-/// The five views: [5, 3, size, size] f32.
+/// What a decode worker hands the device step for one sample's views.
+pub enum ImagesIn {
+    /// `[V, 3, size, size]` f32, preprocessed on the CPU (`run.preprocess = "cpu"`).
+    Pixels(Tensor),
+    /// One `[H, W, 3]` u8 BGR tensor per view (sizes may differ), preprocessed on the device.
+    Raw(Vec<Tensor>),
+}
+
+/// The five views, decoded (at reduced size with `image.jpeg_reduce`) and preprocessed here or
+/// left as u8 for the device (`run.preprocess`).
 pub fn prepare_images(
     ctx: &SampleCtx,
-    size: usize,
+    cfg: &ExtractConfig,
     i: usize,
-) -> std::result::Result<Tensor, SampleError> {
+) -> std::result::Result<ImagesIn, SampleError> {
     let files = ctx.files(i)?;
     let paths = files.images()?;
-    let imgs = crate::data::images::read_images(&paths, ctx.key(i))?;
+    let size = cfg.image.size;
+    let reduce = cfg.image.jpeg_reduce.then_some((size, size));
     let norm = ImageNorm::default();
-    let mut views = Vec::with_capacity(imgs.len());
-    for (im, p) in imgs.iter().zip(&paths) {
-        views.push(
-            dinov3_pixels(&im.data, im.h, im.w, size, size, &norm)
-                .map_err(|e| fault(ctx, i, Modality::Images, p, e))?,
-        );
+    let mut raw = Vec::with_capacity(paths.len());
+    for p in &paths {
+        let im = read_image_u8(p, ctx.key(i), reduce)?;
+        raw.push(Tensor::from_slice(&im.data).view([im.h as i64, im.w as i64, 3]));
     }
-    Ok(Tensor::stack(&views, 0))
+    match cfg.run.preprocess {
+        PreprocessAt::Device => Ok(ImagesIn::Raw(raw)),
+        PreprocessAt::Cpu => {
+            let mut views = Vec::with_capacity(raw.len());
+            for (x, p) in raw.iter().zip(&paths) {
+                views.push(
+                    dinov3_pixels_bgr_u8(&x.unsqueeze(0), size, size, &norm)
+                        .map_err(|e| fault(ctx, i, Modality::Images, p, e))?,
+                );
+            }
+            Ok(ImagesIn::Pixels(Tensor::cat(&views, 0)))
+        }
+    }
+}
+
+/// The device step's input of a group: (`[B * V, 3, size, size]` f32 on `device`, V); raw
+/// views are uploaded as u8 and preprocessed there, runs of same-sized views in one call.
+pub fn images_batch(size: usize, batch: Vec<ImagesIn>, device: Device) -> Result<(Tensor, i64)> {
+    let norm = ImageNorm::default();
+    let mut out = Vec::new();
+    let counts: Vec<i64> = batch
+        .iter()
+        .map(|b| match b {
+            ImagesIn::Pixels(x) => x.size()[0],
+            ImagesIn::Raw(v) => v.len() as i64,
+        })
+        .collect();
+    if counts.iter().any(|&c| c != counts[0]) {
+        return Err(Error::Msg(format!(
+            "image views per sample differ within a batch: {counts:?}"
+        )));
+    }
+    for item in batch {
+        match item {
+            ImagesIn::Pixels(x) => out.push(x.to_device(device)),
+            ImagesIn::Raw(views) => {
+                let mut k = 0;
+                while k < views.len() {
+                    let mut j = k + 1;
+                    while j < views.len() && views[j].size() == views[k].size() {
+                        j += 1;
+                    }
+                    let x = Tensor::stack(&views[k..j], 0).to_device(device);
+                    out.push(dinov3_pixels_bgr_u8(&x, size, size, &norm)?);
+                    k = j;
+                }
+            }
+        }
+    }
+    Ok((Tensor::cat(&out, 0), counts[0]))
 }
 
 /// Per sample: `image/pooled` [L+1, V, 2, D] for every hidden state, and the tokens of `layers`.
+/// `x`: [B * V, 3, size, size] on the model's device ([`images_batch`]), `views` = V.
 pub fn compute_images(
     model: &Dinov3,
     layers: &[usize],
-    batch: Vec<Tensor>,
-    device: Device,
+    x: Tensor,
+    views: i64,
     kind: Kind,
 ) -> Result<Vec<SampleOutput>> {
-    let v = batch[0].size()[0];
-    let b = batch.len() as i64;
-    let x = Tensor::cat(&batch, 0).to_device(device).to_kind(kind);
+    let v = views;
+    let b = x.size()[0] / v;
+    let x = x.to_kind(kind);
     let hidden = tch::no_grad(|| model.forward_hidden(&x))?;
     let mut pooled = Vec::with_capacity(hidden.len());
     for h in &hidden {
@@ -291,7 +381,7 @@ pub fn compute_images(
     let pooled = Tensor::stack(&pooled, 0)
         .view([hidden.len() as i64, b, v, 2, d])
         .permute([1, 0, 2, 3, 4]);
-    let mut out = Vec::with_capacity(batch.len());
+    let mut out = Vec::with_capacity(b as usize);
     for s in 0..b {
         let mut o = vec![(IMAGE_POOLED.to_string(), to_vec(&pooled.get(s))?)];
         for &l in layers {

@@ -5,8 +5,9 @@
 //! - [`fbank`]: `torchaudio.compliance.kaldi.fbank` as `ASTFeatureExtractor` calls it, plus AST's
 //!   pad/truncate and normalisation.
 //!
-//! Everything runs on the CPU and returns CPU tensors or plain vectors; the caller moves the batch
-//! to the model's device.
+//! [`image`] and [`video`] run on the CPU; [`device`] runs the same steps from uint8 uploads on
+//! the model's device (the default of `extract run`).
+pub mod device;
 pub mod fbank;
 pub mod image;
 pub mod video;

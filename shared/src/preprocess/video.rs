@@ -26,7 +26,7 @@ pub fn shortest_edge_size(h: usize, w: usize, short: usize) -> (usize, usize) {
 
 /// The processor's `center_crop`: zero-pad (left/top get the floor half) when smaller, then crop
 /// at `int((H - crop) / 2)`. `x`: `[N, C, H, W]`.
-fn center_crop(x: &Tensor, crop: usize) -> Tensor {
+pub(crate) fn center_crop(x: &Tensor, crop: usize) -> Tensor {
     let size = x.size();
     let (mut h, mut w) = (size[2], size[3]);
     let c = crop as i64;
@@ -67,13 +67,19 @@ pub fn native_uint8_resize() -> bool {
 
 /// torchvision's bilinear antialiased resize of uint8 `[N, C, H, W]` to `[N, C, out_h, out_w]`
 /// uint8: natively, or (`native == false`) in f32 then `round()` (identity at the same size).
-fn resize_u8(x: &Tensor, out_h: usize, out_w: usize, native: bool) -> Tensor {
+pub(crate) fn resize_u8(x: &Tensor, out_h: usize, out_w: usize, native: bool) -> Tensor {
     let size = x.size();
     if size[2] == out_h as i64 && size[3] == out_w as i64 {
         return x.shallow_clone();
     }
     if native {
         resize_bilinear_aa(x, out_h, out_w)
+    } else if x.device() != tch::Device::Cpu {
+        // on an accelerator the whole clip at once (memory is not the constraint there)
+        resize_bilinear_aa(&x.to_kind(Kind::Float), out_h, out_w)
+            .round()
+            .clamp(0.0, 255.0)
+            .to_kind(Kind::Uint8)
     } else {
         // frame by frame, so a long full-resolution clip is never held in f32 at once
         let frames: Vec<Tensor> = x

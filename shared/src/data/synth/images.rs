@@ -163,8 +163,8 @@ fn view_to_plate(view: usize, a: f64, b: f64) -> (f64, f64, f64) {
     }
 }
 
-/// The 5 views, each [size, size, 3] RGB u8.
-pub fn render_images(p: &Process, size: usize, rng: &mut ChaCha8Rng) -> Vec<Vec<u8>> {
+/// The 5 views, each [h, w, 3] RGB u8.
+pub fn render_images(p: &Process, w: usize, h: usize, rng: &mut ChaCha8Rng) -> Vec<Vec<u8>> {
     let d = &p.defect;
     let tau = std::f64::consts::TAU;
     let streaks: Vec<f64> = (0..211).map(|_| 5.0 * normal(rng)).collect();
@@ -241,14 +241,14 @@ pub fn render_images(p: &Process, size: usize, rng: &mut ChaCha8Rng) -> Vec<Vec<
     let mut views = Vec::with_capacity(5);
     for v in 0..5 {
         let exposure = 1.0 + 0.06 * normal(rng);
-        let mut img = vec![0u8; size * size * 3];
-        for py in 0..size {
-            for px in 0..size {
-                let a = (px as f64 + 0.5) / size as f64;
-                let b = (py as f64 + 0.5) / size as f64;
+        let mut img = vec![0u8; w * h * 3];
+        for py in 0..h {
+            for px in 0..w {
+                let a = (px as f64 + 0.5) / w as f64;
+                let b = (py as f64 + 0.5) / h as f64;
                 let (x, y, light) = view_to_plate(v, a, b);
                 let rgb = plate.shade(x, y, light * exposure);
-                let o = (py * size + px) * 3;
+                let o = (py * w + px) * 3;
                 for c in 0..3 {
                     let n: f64 = 2.0 * normal(rng);
                     img[o + c] = (rgb[c] + n).round().clamp(0.0, 255.0) as u8;

@@ -18,6 +18,7 @@ use crate::{Error, Result};
 
 pub mod audio;
 pub mod images;
+pub mod large;
 pub mod process;
 pub mod sensors;
 pub mod video;
@@ -52,8 +53,16 @@ pub struct SynthConfig {
     pub classes: Vec<u8>,
     /// Samples per recording session (`DIRECTORY`).
     pub session_size: usize,
-    /// Video codec (FFMPEG backend), e.g. "MJPG" or "FFV1".
+    /// Video codec (FFMPEG backend), e.g. "MJPG" (intra-frame), "FFV1", or "FMP4" (MPEG-4
+    /// part 2, inter-frame: a key frame every 12 frames).
     pub fourcc: String,
+    /// Height of the post-weld images (0 = square, `image_size` x `image_size`); `image_size`
+    /// is then their width.
+    pub image_height: usize,
+    /// Grey video (luma written as a grey stream), as the dataset's in-process camera.
+    pub gray_video: bool,
+    /// How many of the 5 views are PNG (the last ones); the others are JPEG.
+    pub png_views: usize,
 }
 
 impl Default for SynthConfig {
@@ -73,11 +82,44 @@ impl Default for SynthConfig {
             classes: vec![2, 3, 5, 6, 7, 9, 11],
             session_size: 8,
             fourcc: "MJPG".into(),
+            image_height: 0,
+            gray_video: false,
+            png_views: 2,
         }
     }
 }
 
 impl SynthConfig {
+    /// The geometry of the real dataset (`extract synth --geometry real`): 37 s clips of
+    /// 640x480 grey MJPEG video at 30 fps (1110 frames), 16 kHz audio, ~340 sensor rows (9.2 Hz)
+    /// and five 1920x1080 JPEG images; the other settings as `self`.
+    pub fn real_geometry(self) -> Self {
+        SynthConfig {
+            fps: 30.0,
+            seconds: 37.0,
+            width: 640,
+            height: 480,
+            audio_rate: 16_000,
+            image_size: 1920,
+            image_height: 1080,
+            sensor_hz: 9.2,
+            gray_video: true,
+            png_views: 0,
+            fourcc: "MJPG".into(),
+            ..self
+        }
+    }
+
+    /// (width, height) of the post-weld images.
+    pub fn image_dims(&self) -> (usize, usize) {
+        let h = if self.image_height == 0 {
+            self.image_size
+        } else {
+            self.image_height
+        };
+        (self.image_size, h)
+    }
+
     /// Video frames per clip.
     pub fn frames(&self) -> usize {
         (self.fps * self.seconds).round().max(1.0) as usize
@@ -91,8 +133,11 @@ impl SynthConfig {
         if !(self.fps > 0.0 && self.seconds > 0.0) {
             return bad("fps and seconds must be > 0");
         }
-        if self.width < 8 || self.height < 8 || self.image_size < 8 {
+        if self.width < 8 || self.height < 8 || self.image_dims().0 < 8 || self.image_dims().1 < 8 {
             return bad("video and image sizes must be at least 8 pixels");
+        }
+        if self.png_views > 5 {
+            return bad("png_views must be in 0..=5");
         }
         if self.audio_rate < 8000 || self.audio_rate > 192_000 {
             return bad("audio_rate must be in 8000..=192000");
@@ -317,24 +362,61 @@ fn generate_sample(dir: &Path, pl: &Planned, ses: &Session, cfg: &SynthConfig) -
     write(&dir.join(format!("{}.flac", pl.id)), &flac)?;
     // video
     let frames = cfg.frames();
-    let rgb = video::render_video(&proc, frames, cfg.fps, cfg.width, cfg.height, &mut sub(3));
-    video::write_avi(
-        &dir.join(format!("{}.avi", pl.id)),
-        &rgb,
-        frames,
-        cfg.height,
-        cfg.width,
-        cfg.fps,
-        &cfg.fourcc,
-    )?;
-    // images: views 1-3 JPEG, 4-5 PNG
-    let views = images::render_images(&proc, cfg.image_size, &mut sub(4));
+    let path = dir.join(format!("{}.avi", pl.id));
+    let f = large::render_factor(cfg.width, cfg.height);
+    if f == 1 && !cfg.gray_video {
+        let rgb = video::render_video(&proc, frames, cfg.fps, cfg.width, cfg.height, &mut sub(3));
+        video::write_avi(
+            &path,
+            &rgb,
+            frames,
+            cfg.height,
+            cfg.width,
+            cfg.fps,
+            &cfg.fourcc,
+        )?;
+    } else {
+        let (sw, sh) = (cfg.width / f, cfg.height / f);
+        let mut rng = sub(3);
+        let mut small = video::render_video(&proc, frames, cfg.fps, sw, sh, &mut rng);
+        if cfg.gray_video {
+            large::to_gray(&mut small);
+        }
+        let noise = large::noise_table(1 << 20, 3, &mut rng);
+        let fsz = sh * sw * 3;
+        let (h, w) = (cfg.height, cfg.width);
+        let gray = cfg.gray_video;
+        video::write_avi_with(&path, frames, h, w, cfg.fps, &cfg.fourcc, !gray, &mut |k| {
+            let src = &small[k * fsz..(k + 1) * fsz];
+            let mut fr = if gray {
+                let g: Vec<u8> = src.chunks_exact(3).map(|p| p[0]).collect();
+                large::upscale(&g, sh, sw, 1, h, w)?
+            } else {
+                large::upscale(src, sh, sw, 3, h, w)?
+            };
+            large::add_noise(&mut fr, &noise, rng.random_range(0..noise.len()));
+            Ok(fr)
+        })?;
+    }
+    // images: the first 5 - png_views JPEG, the rest PNG
+    let (iw, ih) = cfg.image_dims();
+    let fi = large::render_factor(iw, ih);
+    let mut rng = sub(4);
+    let views = images::render_images(&proc, iw / fi, ih / fi, &mut rng);
+    let noise = (fi > 1).then(|| large::noise_table(1 << 20, 2, &mut rng));
     for (v, img) in views.iter().enumerate() {
-        let ext = if v < 3 { "jpg" } else { "png" };
+        let ext = if v < 5 - cfg.png_views { "jpg" } else { "png" };
         let p = dir
             .join("images")
             .join(format!("{}_{}.{ext}", pl.id, v + 1));
-        write_image(&p, img, cfg.image_size, cfg.image_size)?;
+        match &noise {
+            None => write_image(&p, img, ih, iw)?,
+            Some(noise) => {
+                let mut big = large::upscale(img, ih / fi, iw / fi, 3, ih, iw)?;
+                large::add_noise(&mut big, noise, rng.random_range(0..noise.len()));
+                write_image(&p, &big, ih, iw)?;
+            }
+        }
     }
     Ok(())
 }

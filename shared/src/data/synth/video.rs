@@ -5,7 +5,7 @@
 //! crater cracks an early arc stop. Written through opencv's FFMPEG backend.
 use std::path::Path;
 
-use opencv::core::{Mat, MatTraitManual, Scalar, Size, CV_8UC3};
+use opencv::core::{Mat, MatTraitManual, Scalar, Size, CV_8UC1, CV_8UC3};
 use opencv::prelude::{VideoWriterTrait, VideoWriterTraitConst};
 use opencv::videoio::{self, VideoWriter};
 use rand::Rng;
@@ -120,6 +120,26 @@ pub fn write_avi(
     fps: f64,
     fourcc: &str,
 ) -> Result<()> {
+    let fsz = h * w * 3;
+    write_avi_with(path, frames, h, w, fps, fourcc, true, &mut |f| {
+        Ok(rgb[f * fsz..(f + 1) * fsz].to_vec())
+    })
+}
+
+/// [`write_avi`] with frames made on the fly by `next(f)` ([h, w, 3] RGB, or [h, w] grey when
+/// `color` is false: a grey stream through the FFMPEG backend, so MJPEG chroma is flat and
+/// decoders return equal channels), so a long clip is never held in memory.
+#[allow(clippy::too_many_arguments)]
+pub fn write_avi_with(
+    path: &Path,
+    frames: usize,
+    h: usize,
+    w: usize,
+    fps: f64,
+    fourcc: &str,
+    color: bool,
+    next: &mut dyn FnMut(usize) -> Result<Vec<u8>>,
+) -> Result<()> {
     let err = |m: String| Error::Msg(format!("writing video {}: {m}", path.display()));
     let cc: Vec<char> = fourcc.chars().collect();
     if cc.len() != 4 {
@@ -132,7 +152,7 @@ pub fn write_avi(
         code,
         fps,
         Size::new(w as i32, h as i32),
-        true,
+        color,
     )
     .map_err(|e| err(e.to_string()))?;
     if !wr.is_opened().map_err(|e| err(e.to_string()))? {
@@ -140,15 +160,27 @@ pub fn write_avi(
             "opencv FFMPEG backend cannot open a {fourcc} writer"
         )));
     }
-    let mut mat = Mat::new_rows_cols_with_default(h as i32, w as i32, CV_8UC3, Scalar::all(0.0))
+    let typ = if color { CV_8UC3 } else { CV_8UC1 };
+    let mut mat = Mat::new_rows_cols_with_default(h as i32, w as i32, typ, Scalar::all(0.0))
         .map_err(|e| err(e.to_string()))?;
     for f in 0..frames {
-        let src = &rgb[f * h * w * 3..(f + 1) * h * w * 3];
+        let src = next(f)?;
         let dst = mat.data_bytes_mut().map_err(|e| err(e.to_string()))?;
-        for (d, s) in dst.chunks_exact_mut(3).zip(src.chunks_exact(3)) {
-            d[0] = s[2];
-            d[1] = s[1];
-            d[2] = s[0];
+        if src.len() != dst.len() {
+            return Err(err(format!(
+                "frame {f} has {} bytes, expected {}",
+                src.len(),
+                dst.len()
+            )));
+        }
+        if color {
+            for (d, s) in dst.chunks_exact_mut(3).zip(src.chunks_exact(3)) {
+                d[0] = s[2];
+                d[1] = s[1];
+                d[2] = s[0];
+            }
+        } else {
+            dst.copy_from_slice(&src);
         }
         wr.write(&mat).map_err(|e| err(e.to_string()))?;
     }

@@ -1,0 +1,201 @@
+//! The frame readers of `extract run`: the `mjpeg` reader (AVI walked, only the needed JPEGs
+//! decoded) against opencv's seek on the same files (same frames; libjpeg vs FFmpeg's MJPEG
+//! decoder differ by at most a few grey levels), grey clips kept as one channel bit-identical
+//! to the RGB path, the `auto` dispatch for an inter-frame codec, reduced-size JPEG decode.
+#![cfg(feature = "extract")]
+use std::path::Path;
+
+use weld_cache::data::avi::{mjpeg_index, AviProbe};
+use weld_cache::data::images::{jpeg_reduce_factor, read_image, read_image_u8};
+use weld_cache::data::synth::video::{write_avi, write_avi_with};
+use weld_cache::data::synth::write_image;
+use weld_cache::data::video::{read_video_frames, read_video_u8, VideoReader};
+
+const W: usize = 80;
+const H: usize = 48;
+const T: usize = 40;
+
+/// Textured frames whose content changes with the frame index (so a wrong frame shows).
+fn frame(k: usize, gray: bool) -> Vec<u8> {
+    let mut v = Vec::with_capacity(H * W * 3);
+    for y in 0..H {
+        for x in 0..W {
+            let a = ((x * 7 + y * 3 + k * 11) % 97) as u8 + (k * 3) as u8;
+            let b = ((x * 2 + y * 9 + k * 5) % 89) as u8 + 60;
+            if gray {
+                v.extend_from_slice(&[a, a, a]);
+            } else {
+                v.extend_from_slice(&[a, b, 255 - a]);
+            }
+        }
+    }
+    v
+}
+
+fn write(p: &Path, gray: bool, fourcc: &str) {
+    let mut next = |k: usize| -> weld_cache::Result<Vec<u8>> {
+        let f = frame(k, gray);
+        Ok(if gray {
+            f.chunks_exact(3).map(|p| p[0]).collect()
+        } else {
+            f
+        })
+    };
+    write_avi_with(p, T, H, W, 10.0, fourcc, !gray, &mut next).unwrap();
+}
+
+fn max_and_mean_diff(a: &[u8], b: &[u8]) -> (u8, f64) {
+    assert_eq!(a.len(), b.len());
+    let mut m = 0u8;
+    let mut s = 0u64;
+    for (x, y) in a.iter().zip(b) {
+        let d = x.abs_diff(*y);
+        m = m.max(d);
+        s += u64::from(d);
+    }
+    (m, s as f64 / a.len() as f64)
+}
+
+#[test]
+fn mjpeg_index_finds_every_frame() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("g.avi");
+    write(&p, true, "MJPG");
+    let AviProbe::Mjpeg(ix) = mjpeg_index(&p).unwrap() else {
+        panic!("an MJPEG AVI must qualify")
+    };
+    assert_eq!(ix.frames.len(), T);
+    assert_eq!((ix.width as usize, ix.height as usize), (W, H));
+    let bytes = std::fs::read(&p).unwrap();
+    for &(o, s) in &ix.frames {
+        let j = &bytes[o as usize..o as usize + s as usize];
+        assert_eq!(&j[..2], &[0xFF, 0xD8], "frame chunk is not a JPEG");
+    }
+}
+
+#[test]
+fn grey_mjpeg_readers_agree() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("g.avi");
+    write(&p, true, "MJPG");
+    let n = 9;
+    let cv = read_video_u8(&p, n, "s", VideoReader::Opencv).unwrap();
+    let mj = read_video_u8(&p, n, "s", VideoReader::Mjpeg).unwrap();
+    let auto = read_video_u8(&p, n, "s", VideoReader::Auto).unwrap();
+    assert_eq!((cv.c, mj.c), (1, 1), "grey clips are kept as one channel");
+    assert_eq!((cv.t, cv.h, cv.w), (n, H, W));
+    assert_eq!((mj.t, mj.h, mj.w), (n, H, W));
+    assert_eq!(auto.reader, VideoReader::Mjpeg);
+    assert_eq!(auto.data, mj.data);
+    // the opencv grey channel is exactly the old RGB path's channels
+    let rgb = read_video_frames(&p, n, "s").unwrap();
+    let rep: Vec<u8> = cv.data.iter().flat_map(|&y| [y, y, y]).collect();
+    assert_eq!(rep, rgb.data);
+    let (max, mean) = max_and_mean_diff(&cv.data, &mj.data);
+    println!("grey MJPEG: libjpeg vs FFmpeg decode: max {max} levels, mean {mean:.4}");
+    assert!(max <= 3 && mean < 0.5, "max {max} mean {mean}");
+    // right frames: frame k of the mjpeg reader is closest to source frame idx[k]
+    let idx = weld_cache::data::video::uniform_indices(T, n);
+    for (k, &i) in idx.iter().enumerate() {
+        let got = &mj.data[k * H * W..(k + 1) * H * W];
+        let src: Vec<u8> = frame(i, true).chunks_exact(3).map(|p| p[0]).collect();
+        let other: Vec<u8> = frame((i + 1) % T, true)
+            .chunks_exact(3)
+            .map(|p| p[0])
+            .collect();
+        assert!(max_and_mean_diff(got, &src).1 < max_and_mean_diff(got, &other).1);
+    }
+}
+
+#[test]
+fn colour_mjpeg_readers_agree() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("c.avi");
+    let all: Vec<u8> = (0..T).flat_map(|k| frame(k, false)).collect();
+    write_avi(&p, &all, T, H, W, 10.0, "MJPG").unwrap();
+    let cv = read_video_u8(&p, 7, "s", VideoReader::Opencv).unwrap();
+    let mj = read_video_u8(&p, 7, "s", VideoReader::Mjpeg).unwrap();
+    let auto = read_video_u8(&p, 7, "s", VideoReader::Auto).unwrap();
+    assert_eq!((cv.c, mj.c, auto.c), (3, 3, 3));
+    assert_eq!(
+        auto.reader,
+        VideoReader::Opencv,
+        "auto reads colour MJPEG through opencv"
+    );
+    assert_eq!(auto.data, cv.data);
+    let rgb = read_video_frames(&p, 7, "s").unwrap();
+    assert_eq!(
+        cv.data, rgb.data,
+        "opencv reader returns the old path's RGB"
+    );
+    let (max, mean) = max_and_mean_diff(&cv.data, &mj.data);
+    // chroma upsampling differs (libjpeg's fancy upsampling vs FFmpeg + swscale); this
+    // texture changes chroma every pixel, the worst case (measured: max 47, mean 5.1)
+    println!("colour MJPEG: libjpeg vs FFmpeg decode: max {max} levels, mean {mean:.4}");
+    assert!(mean < 8.0, "max {max} mean {mean}");
+    for k in 0..7 {
+        let i = weld_cache::data::video::uniform_indices(T, 7)[k];
+        let fs = H * W * 3;
+        let got = &mj.data[k * fs..(k + 1) * fs];
+        let d_src = max_and_mean_diff(got, &frame(i, false)).1;
+        let d_next = max_and_mean_diff(got, &frame((i + 1) % T, false)).1;
+        assert!(d_src < d_next, "frame {k}: {d_src} vs {d_next}");
+    }
+}
+
+#[test]
+fn inter_frame_codec_goes_to_opencv() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("m.avi");
+    write(&p, true, "FMP4");
+    assert!(matches!(mjpeg_index(&p).unwrap(), AviProbe::Other(_)));
+    let auto = read_video_u8(&p, 6, "s", VideoReader::Auto).unwrap();
+    assert_eq!(auto.reader, VideoReader::Opencv);
+    let seek = read_video_frames(&p, 6, "s").unwrap();
+    assert_eq!(auto.t, 6);
+    // the grab-ahead path returns the frames the seek path returns
+    let n = if auto.c == 1 {
+        auto.data
+            .iter()
+            .flat_map(|&y| [y, y, y])
+            .collect::<Vec<u8>>()
+    } else {
+        auto.data.clone()
+    };
+    assert_eq!(n, seek.data);
+    let e = read_video_u8(&p, 6, "smp", VideoReader::Mjpeg).unwrap_err();
+    assert!(e.to_string().contains("Motion-JPEG"), "{e}");
+}
+
+#[test]
+fn image_u8_is_bgr_and_reduces_large_jpegs_only_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let (h, w) = (240, 320);
+    let rgb: Vec<u8> = (0..h * w)
+        .flat_map(|i| [(i % 251) as u8, ((i / w) % 256) as u8, 30])
+        .collect();
+    let jpg = dir.path().join("a.jpg");
+    let png = dir.path().join("a.png");
+    write_image(&jpg, &rgb, h, w).unwrap();
+    write_image(&png, &rgb, h, w).unwrap();
+    let full = read_image_u8(&jpg, "s", None).unwrap();
+    assert_eq!((full.h, full.w, full.reduced), (h, w, 1));
+    let old = read_image(&jpg, "s").unwrap();
+    let flipped: Vec<u8> = full
+        .data
+        .chunks_exact(3)
+        .flat_map(|p| [p[2], p[1], p[0]])
+        .collect();
+    assert_eq!(flipped, old.data, "BGR of the same decode");
+    let red = read_image_u8(&jpg, "s", Some((56, 56))).unwrap();
+    assert_eq!((red.h, red.w, red.reduced), (60, 80, 4));
+    let pngr = read_image_u8(&png, "s", Some((56, 56))).unwrap();
+    assert_eq!(
+        (pngr.h, pngr.w, pngr.reduced),
+        (h, w, 1),
+        "PNG is never reduced"
+    );
+    assert_eq!(jpeg_reduce_factor(1080, 1920, 224, 224), 4);
+    assert_eq!(jpeg_reduce_factor(300, 300, 224, 224), 1);
+    assert_eq!(jpeg_reduce_factor(448, 448, 224, 224), 2);
+}

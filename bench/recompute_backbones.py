@@ -122,8 +122,10 @@ def cache_experiment(tmp, cfg_path, epochs, bin_, ms, x, samples, text):
         arrs["sensor/raw"][sl] = x["sensor"][idx].numpy()
         for l in TOKEN_LAYERS:
             arrs[f"image/tokens_L{l}"][sl] = hs[:, l].half().numpy()
-    with open(os.path.join(store, "text_embed.json"), "w") as f:
-        json.dump({"prompt": "a normal weld", "dim": len(text), "embedding": text.tolist()}, f)
+    emb = g.create_array("text/embed", shape=(len(text),), chunks=(len(text),), dtype="float32",
+                         compressors=None, serializer=BytesCodec(endian="little"),
+                         dimension_names=["feature"], attributes={"prompt": "a normal weld"})
+    emb[...] = text.numpy().astype("float32")
     t_extract = time.perf_counter() - t0
     t1 = time.perf_counter()
     subprocess.run([bin_, "train", "--store", store, "--config", cfg_path, "--out", os.path.join(tmp, "cache_run"),

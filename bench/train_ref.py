@@ -104,8 +104,7 @@ def main():
     warnings.filterwarnings("ignore")
     group = zarr.open_group(store, mode="r")
     samples = group.attrs["samples"]
-    with open(os.path.join(store, "text_embed.json")) as f:
-        text = torch.tensor(json.load(f)["embedding"], dtype=torch.float32)
+    text = torch.tensor(group["text/embed"][...], dtype=torch.float32)
     train, _ = load_split(group, samples, "TRAIN", CFG)
     val, val_cls = load_split(group, samples, "VAL", CFG)
     n_train, n_val = train["video"].shape[0], val["video"].shape[0]

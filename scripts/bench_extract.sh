@@ -5,7 +5,7 @@
 #   bash scripts/bench_extract.sh [SAMPLES[,SAMPLES...]] [DEVICE]      (default: 96,192 cpu)
 # Two ratios per sample count:
 #   end-to-end wall: both processes timed from start to exit (imports, model loading included);
-#   steady state: our summed stage seconds (STORE/extract_report.json; model loading excluded)
+#   steady state: our summed stage seconds (report in STORE/reports/extract/zarr.json; model loading excluded)
 #     against the Python loop seconds (its `BENCH` line; model loading excluded).
 # Writes bench/results_extract_demo.md (and keeps logs under target/bench_extract/); the real-size
 # run writes bench/results_extract.md.
@@ -51,7 +51,7 @@ rows = []
 for line in open(os.path.join(w, "walls.txt")):
     n, t0, t1, t2 = line.split()
     n, t0, t1, t2 = int(n), float(t0), float(t1), float(t2)
-    rep = json.load(open(os.path.join(w, f"n{n}", "ours.zarr", "extract_report.json")))
+    rep = json.load(open(os.path.join(w, f"n{n}", "ours.zarr", "reports", "extract", "zarr.json")))["attributes"]["report"]
     py = None
     for l in open(os.path.join(w, f"n{n}", "python.log")):
         if l.startswith("BENCH "):

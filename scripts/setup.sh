@@ -31,9 +31,9 @@ if ! "$VIRTUAL_ENV/bin/python" -c "import torch, sys; sys.exit(0 if torch.__vers
   pip_q torch==2.11.0
 fi
 if [ "$WITH_TEST" = 1 ]; then
-  if ! "$VIRTUAL_ENV/bin/python" -c "import transformers, torchaudio, torchvision, zarr, safetensors, numpy, sklearn, cv2, soundfile, tensorboard" 2>/dev/null; then
+  if ! "$VIRTUAL_ENV/bin/python" -c "import transformers, torchaudio, torchvision, zarr, xarray, safetensors, numpy, sklearn, cv2, soundfile, tensorboard" 2>/dev/null; then
     echo "[setup] installing the test oracle's packages"
-    pip_q torch==2.11.0 transformers==4.57.1 torchaudio==2.11.0 safetensors numpy zarr scikit-learn \
+    pip_q torch==2.11.0 transformers==4.57.1 torchaudio==2.11.0 safetensors numpy zarr xarray scikit-learn \
       torchvision==0.26.0 opencv-python-headless soundfile tensorboard==2.21.0
   fi
   # The real CLIP vocabulary for the tokenizer parity test (read from the open_clip wheel, which

@@ -231,27 +231,81 @@ pub struct VerifyArgs {
     /// Also print the report as JSON.
     #[arg(long)]
     json: bool,
+    /// Fail (exit 1) when any sample is faulted (its input was broken during extraction);
+    /// by default faulted samples are listed and the store counts as sound.
+    #[arg(long)]
+    require_complete: bool,
+}
+
+/// Problems of the store's sample table, read by the parser the heads use
+/// ([`weld_cache::schema::sample_table`]: every row parses, one row per sample, keys unique, a
+/// class code always carries one name), plus: each class code names its class in the dataset's
+/// class table, and TRAIN holds good welds only.
+fn sample_table_problems(reader: &weld_cache::store::StoreReader) -> Vec<String> {
+    use weld_cache::data::manifest::CLASS_NAMES;
+    use weld_cache::schema::Split;
+    let rows = match weld_cache::schema::sample_table(reader) {
+        Ok(rows) => rows,
+        Err(e) => {
+            return vec![format!(
+                "{e} (the heads refuse it; extract the store again)"
+            )]
+        }
+    };
+    let mut problems = Vec::new();
+    for (i, r) in rows.iter().enumerate() {
+        let at = format!("sample {i} (`{}`)", r.key);
+        let (Some(code), Some(name)) = (r.class_code, r.class_name.as_deref()) else {
+            continue; // unlabelled (checked by the parser)
+        };
+        match CLASS_NAMES.get(usize::from(code)) {
+            None => problems.push(format!("{at}: class code {code} is unknown (0..=11)")),
+            Some(&known) if known != name => problems.push(format!(
+                "{at}: class code {code} is `{known}`, but the table names the class `{name}`"
+            )),
+            Some(_) => {}
+        }
+        if r.split == Split::Train && code != 0 {
+            problems.push(format!(
+                "{at}: TRAIN sample of class {code} `{name}` (TRAIN must hold good welds only)"
+            ));
+        }
+    }
+    problems
 }
 
 pub fn verify(args: VerifyArgs) -> Result<()> {
     let report = weld_cache::store::verify(&args.store)
         .with_context(|| format!("verifying {}", args.store.display()))?;
-    println!("{report}");
+    print!("{report}");
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     }
     let reader = weld_cache::store::StoreReader::open(&args.store)
         .with_context(|| format!("opening {}", args.store.display()))?;
     let names: Vec<String> = reader.specs().into_iter().map(|s| s.name).collect();
-    let prov = weld_cache::pipeline::provenance::check_store_provenance(&args.store, &names);
+    let prov = weld_cache::pipeline::provenance::check_store_provenance(&reader, &names);
     for p in &prov {
         println!("provenance problem: {p}");
     }
     if prov.is_empty() {
         println!("provenance: recorded for every stage (weights SHA-256, config, preprocessing)");
     }
-    if !report.sound() || !prov.is_empty() {
-        anyhow::bail!("{}: store is not sound (see above)", args.store.display());
+    let table = sample_table_problems(&reader);
+    for p in &table {
+        println!("sample table problem: {p}");
+    }
+    if table.is_empty() {
+        println!(
+            "sample table: {} rows, readable by the heads",
+            reader.n_samples()
+        );
+    }
+    // The verdict comes last and counts every check above.
+    let (ok, verdict) = report.verdict(prov.len() + table.len(), args.require_complete);
+    println!("verdict: {verdict}");
+    if !ok {
+        anyhow::bail!("{}: {verdict}", args.store.display());
     }
     Ok(())
 }

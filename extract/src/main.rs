@@ -27,9 +27,12 @@ enum Cmd {
     /// Fill (or resume) a feature store: decode, run the frozen backbones, write features.
     #[cfg(feature = "decoders")]
     Run(cmd_run::RunArgs),
-    /// Check a store: shapes, completeness, finiteness, provenance. Exit 0 only when sound.
+    /// Check a store: shapes, completeness, finiteness, provenance, sample table. Exit 0 when
+    /// sound: every sample complete or faulted (--require-complete: complete).
     #[cfg(feature = "decoders")]
     Verify(cmd_run::VerifyArgs),
+    /// Convert a store of an older format (1) to the current one in place (no chunk rewritten).
+    Migrate(MigrateArgs),
     /// Show a model folder: type, config, parameter count, dtype, weight files + sha256.
     Inspect(cmd_models::InspectArgs),
     /// Run a backbone on a safetensors input and write every hidden state (f32).
@@ -44,6 +47,37 @@ enum Cmd {
     Synth(cmd_data::SynthArgs),
 }
 
+#[derive(clap::Args)]
+struct MigrateArgs {
+    /// The store to convert (no `extract run` may be using it).
+    #[arg(long)]
+    store: std::path::PathBuf,
+}
+
+fn migrate(a: &MigrateArgs) -> Result<()> {
+    use anyhow::Context;
+    let r = weld_cache::store::migrate(&a.store)
+        .with_context(|| format!("migrating {}", a.store.display()))?;
+    println!(
+        "{}: format {} -> {}: {} arrays, {} markers moved, coordinates written {:?}, provenance \
+         {:?}, text embedding {}, reports {:?}",
+        a.store.display(),
+        r.from_version,
+        weld_cache::store::FORMAT_VERSION,
+        r.arrays,
+        r.markers_moved,
+        r.coordinates_written,
+        r.provenance,
+        if r.text_embed {
+            "converted"
+        } else {
+            "unchanged"
+        },
+        r.reports
+    );
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
@@ -52,6 +86,7 @@ fn main() -> Result<()> {
         Cmd::Run(a) => cmd_run::run(a)?,
         #[cfg(feature = "decoders")]
         Cmd::Verify(a) => cmd_run::verify(a)?,
+        Cmd::Migrate(a) => migrate(&a)?,
         Cmd::Inspect(a) => cmd_models::inspect(&a)?,
         Cmd::Forward(a) => cmd_models::forward(&a)?,
         Cmd::InitModels(a) => cmd_models::init_models(&a)?,

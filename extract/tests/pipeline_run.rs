@@ -99,7 +99,16 @@ fn extract(data: &Path, store: &Path, extra: &[&str]) -> Output {
     run(&args.iter().map(String::as_str).collect::<Vec<_>>())
 }
 
-/// Every file of a store (relative path -> bytes), except the run's report (it holds timings).
+/// The report of the run (`shard` = `extract` or `shard-i-of-n`): attribute `report` of the zarr
+/// group `STORE/reports/<shard>`.
+fn report_of(store: &Path, shard: &str) -> Value {
+    let p = store.join("reports").join(shard).join("zarr.json");
+    let v: Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+    v["attributes"]["report"].clone()
+}
+
+/// Every file of a store (relative path -> bytes), except the runs' reports (they hold timings)
+/// and the run locks' report groups.
 fn snapshot(store: &Path) -> BTreeMap<String, Vec<u8>> {
     fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
         for e in std::fs::read_dir(dir).unwrap() {
@@ -108,7 +117,7 @@ fn snapshot(store: &Path) -> BTreeMap<String, Vec<u8>> {
                 walk(root, &p, out);
             } else {
                 let rel = p.strip_prefix(root).unwrap().display().to_string();
-                if !rel.starts_with("extract_report") {
+                if !rel.starts_with("reports/") {
                     out.insert(rel, std::fs::read(&p).unwrap());
                 }
             }
@@ -155,8 +164,7 @@ fn run_then_verify_and_resume_is_a_no_op() {
     let store = reference_store();
     let v = run(&["verify", "--store", store.to_str().unwrap()]);
     assert!(v.status.success(), "verify failed on a fresh store");
-    let report: Value =
-        serde_json::from_slice(&std::fs::read(store.join("extract_report.json")).unwrap()).unwrap();
+    let report = report_of(store, "extract");
     assert_eq!(report["faults"].as_array().unwrap().len(), 0);
     // A rerun finds everything done and changes nothing.
     let tmp = tempfile::tempdir().unwrap();
@@ -166,17 +174,26 @@ fn run_then_verify_and_resume_is_a_no_op() {
         .status()
         .unwrap();
     assert!(extract(&fixture().data, &copy, &[]).status.success());
-    let again: Value =
-        serde_json::from_slice(&std::fs::read(copy.join("extract_report.json")).unwrap()).unwrap();
+    let again = report_of(&copy, "extract");
     for s in again["stages"].as_array().unwrap() {
         assert_eq!(s["written"], 0, "{s}");
     }
     assert_same_store(store, &copy);
-    // Provenance is part of soundness.
-    std::fs::remove_file(copy.join("provenance/video.json")).unwrap();
-    assert!(!run(&["verify", "--store", copy.to_str().unwrap()])
-        .status
-        .success());
+    // Provenance is part of soundness, and the verdict (the last line) counts it.
+    std::fs::write(
+        copy.join("video/zarr.json"),
+        r#"{"zarr_format": 3, "node_type": "group", "attributes": {}}"#,
+    )
+    .unwrap();
+    let v = run(&["verify", "--store", copy.to_str().unwrap()]);
+    assert!(!v.status.success());
+    let text = String::from_utf8_lossy(&v.stdout);
+    let last = text.lines().last().unwrap_or("");
+    assert!(
+        last.starts_with("verdict: NOT SOUND: 1 problem"),
+        "verdict must come last and count the provenance problem:\n{text}"
+    );
+    assert!(text.contains("video: no provenance"), "{text}");
 }
 
 fn read(store: &Path, array: &str, i: usize) -> Vec<f32> {
@@ -276,9 +293,9 @@ fn stored_features_equal_extract_forward() {
     .unwrap();
     let ids = Tensor::from_slice(&clip.tokenize("a normal weld").unwrap()).unsqueeze(0);
     let out = forward("clip", "input_ids", &ids, tmp.path());
-    let te: Value =
-        serde_json::from_slice(&std::fs::read(store.join("text_embed.json")).unwrap()).unwrap();
-    let emb: Vec<f32> = serde_json::from_value(te["embedding"].clone()).unwrap();
+    let te = weld_cache::store::read_text_embed(&StoreReader::open(&store).unwrap()).unwrap();
+    assert_eq!(te.attrs["prompt"], "a normal weld");
+    let emb = te.values;
     let e = max_rel_err(&emb, &get(&out, "text_embeds"));
     assert!(e < 1e-5, "text embedding differs: {e}");
 }
@@ -328,7 +345,7 @@ fn kill_9_then_resume_is_byte_identical() {
     let markers = |p: &Path| {
         snapshot(p)
             .keys()
-            .filter(|k| k.starts_with("_markers/") && k.ends_with(".json"))
+            .filter(|k| k.contains("/_markers/") && k.ends_with(".json"))
             .count()
     };
     let done = if store.exists() { markers(&store) } else { 0 };
@@ -384,8 +401,8 @@ fn two_concurrent_shards_equal_one_process() {
     });
     assert!(a.status.success(), "{}", String::from_utf8_lossy(&a.stderr));
     assert!(b.status.success(), "{}", String::from_utf8_lossy(&b.stderr));
-    assert!(store.join("extract_report.shard-0-of-2.json").is_file());
-    assert!(store.join("extract_report.shard-1-of-2.json").is_file());
+    assert!(report_of(&store, "shard-0-of-2")["stages"].is_array());
+    assert!(report_of(&store, "shard-1-of-2")["stages"].is_array());
     assert_same_store(reference_store(), &store);
 }
 
@@ -427,8 +444,7 @@ fn planted_faults_are_reported_and_the_rest_is_extracted() {
     let store = tmp.path().join("faulty.zarr");
     let out = extract(&data, &store, &[]);
     assert!(out.status.success(), "faults must not fail the run");
-    let report: Value =
-        serde_json::from_slice(&std::fs::read(store.join("extract_report.json")).unwrap()).unwrap();
+    let report = report_of(&store, "extract");
     let got: BTreeSet<(String, String)> = report["faults"]
         .as_array()
         .unwrap()
@@ -474,10 +490,56 @@ fn planted_faults_are_reported_and_the_rest_is_extracted() {
             }
         }
     }
-    // verify reports the pending samples: not sound.
-    assert!(!run(&["verify", "--store", store.to_str().unwrap()])
-        .status
-        .success());
+    // verify tells faulted samples (broken inputs) from pending ones: every sample is complete
+    // or faulted, so the store is sound, and each fault is listed with its sample and file.
+    let v = run(&["verify", "--store", store.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&v.stdout).to_string();
+    assert!(v.status.success(), "{text}");
+    let last = text.lines().last().unwrap();
+    assert!(
+        last.contains("SOUND: every sample complete or faulted"),
+        "{text}"
+    );
+    for i in [1, 4, 7, 10, 13] {
+        assert!(
+            text.contains(&format!("({})", keys[i])),
+            "fault of {} not listed:\n{text}",
+            keys[i]
+        );
+    }
+    assert!(
+        text.contains(&format!("{}.flac", id(1))),
+        "the fault names the file:\n{text}"
+    );
+    assert!(!text.contains(" pending sample"), "{text}");
+    // --require-complete makes them fatal.
+    let v = run(&[
+        "verify",
+        "--store",
+        store.to_str().unwrap(),
+        "--require-complete",
+    ]);
+    assert!(!v.status.success());
+    let text = String::from_utf8_lossy(&v.stdout);
+    assert!(text
+        .lines()
+        .last()
+        .unwrap()
+        .contains("faulted sample(s) and --require-complete"));
+    // A damaged sample repaired and rerun is written and its fault marker removed.
+    Command::new("cp")
+        .args([
+            "-a",
+            f.data.join(&keys[13]).to_str().unwrap(),
+            dir(13).to_str().unwrap(),
+        ])
+        .status()
+        .unwrap();
+    assert!(extract(&data, &store, &[]).status.success());
+    let r = StoreReader::open(&store).unwrap();
+    assert!(r.array("video/tokens").unwrap().is_done(13));
+    assert!(!store.join("video/tokens/_markers/13.fault.json").exists());
+    assert!(store.join("video/tokens/_markers/4.fault.json").is_file());
 }
 
 #[test]
@@ -501,8 +563,7 @@ fn adding_a_dinov3_layer_computes_only_that_array() {
     )
     .status
     .success());
-    let report: Value =
-        serde_json::from_slice(&std::fs::read(store.join("extract_report.json")).unwrap()).unwrap();
+    let report = report_of(&store, "extract");
     let stages = report["stages"].as_array().unwrap();
     let written = |s: &str| stages.iter().find(|x| x["stage"] == s).unwrap()["written"].clone();
     assert_eq!(written("image"), 24, "every sample lacked the new layer");

@@ -2,8 +2,38 @@
 use crate::{Error, Result};
 use tch::Device;
 
-/// Parses `cpu`, `cuda` or `cuda:N`.
+/// Parses `cpu`, `cuda` or `cuda:N` and checks that libtorch can use it: a CUDA device on a
+/// machine where libtorch sees no GPU (no driver, `CUDA_VISIBLE_DEVICES` empty) or an index past
+/// the visible devices is an error here, before any work, instead of a panic inside the first
+/// forward.
 pub fn parse_device(s: &str) -> Result<Device> {
+    let d = parse_device_name(s)?;
+    if let Device::Cuda(n) = d {
+        let count = if tch::Cuda::is_available() {
+            tch::Cuda::device_count() as usize
+        } else {
+            0
+        };
+        if count == 0 {
+            return Err(Error::Msg(format!(
+                "--device {s}: libtorch sees no CUDA device on this machine (no NVIDIA driver \
+                 or GPU visible; `extract doctor` shows what libtorch sees). Use --device cpu, \
+                 or run on a machine with a GPU"
+            )));
+        }
+        if n >= count {
+            return Err(Error::Msg(format!(
+                "--device {s}: only {count} CUDA device(s) visible (cuda:0..cuda:{}); choose \
+                 one of them",
+                count - 1
+            )));
+        }
+    }
+    Ok(d)
+}
+
+/// Parses `cpu`, `cuda` or `cuda:N` without checking that the device exists.
+pub fn parse_device_name(s: &str) -> Result<Device> {
     match s {
         "cpu" => Ok(Device::Cpu),
         "cuda" => Ok(Device::Cuda(0)),
@@ -38,7 +68,10 @@ mod tests {
     #[test]
     fn parses_devices() {
         assert_eq!(parse_device("cpu").unwrap(), Device::Cpu);
-        assert_eq!(parse_device("cuda:1").unwrap(), Device::Cuda(1));
+        assert_eq!(parse_device_name("cuda:1").unwrap(), Device::Cuda(1));
         assert!(parse_device("tpu").is_err());
+        // Past the visible devices (none on a CPU-only machine): an error naming the flag.
+        let e = parse_device("cuda:99").unwrap_err().to_string();
+        assert!(e.contains("--device cuda:99"), "{e}");
     }
 }

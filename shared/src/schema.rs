@@ -23,8 +23,8 @@ pub const VIDEO_TOKENS: &str = "video/tokens";
 pub const IMAGE_POOLED: &str = "image/pooled";
 /// `[L, C]` sensors resampled to L steps.
 pub const SENSOR_RAW: &str = "sensor/raw";
-/// Side file with the CLIP text embedding of the prompt.
-pub const TEXT_FILE: &str = "text_embed.json";
+/// The store-level array with the CLIP text embedding of the prompt (`[feature]`, f32).
+pub const TEXT_FILE: &str = crate::store::TEXT_EMBED;
 /// Group attribute holding the sample table.
 pub const SAMPLES_ATTR: &str = "samples";
 
@@ -195,30 +195,11 @@ pub fn sample_table(reader: &StoreReader) -> Result<Vec<SampleRow>> {
     Ok(rows)
 }
 
-/// The prompt embedding of `STORE/text_embed.json` ([dim] f32 on the CPU) and the file's bytes.
+/// The prompt embedding of the store array `text/embed` ([dim] f32 on the CPU) and its chunk
+/// bytes (read by [`crate::store::read_text_embed`]).
 pub fn text_embedding(store: &Path) -> Result<(Tensor, Vec<u8>)> {
-    let path = store.join(TEXT_FILE);
-    let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
-    let v: serde_json::Value = serde_json::from_slice(&bytes)
-        .map_err(|e| Error::Msg(format!("{}: {e}", path.display())))?;
-    let emb: Vec<f32> = serde_json::from_value(v["embedding"].clone())
-        .map_err(|e| Error::Msg(format!("{}: no `embedding` array: {e}", path.display())))?;
-    if let Some(dim) = v.get("dim").and_then(|d| d.as_u64()) {
-        if dim as usize != emb.len() {
-            return Err(Error::Msg(format!(
-                "{}: `dim` is {dim}, `embedding` has {} values",
-                path.display(),
-                emb.len()
-            )));
-        }
-    }
-    if emb.is_empty() || emb.iter().any(|x| !x.is_finite()) {
-        return Err(Error::Msg(format!(
-            "{}: `embedding` is empty or not finite",
-            path.display()
-        )));
-    }
-    Ok((Tensor::from_slice(&emb), bytes))
+    let v = crate::store::read_text_embed(&StoreReader::open(store)?)?;
+    Ok((Tensor::from_slice(&v.values), v.bytes))
 }
 
 #[cfg(test)]

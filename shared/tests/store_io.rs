@@ -127,7 +127,7 @@ fn refusals_write_nothing() {
     store
         .ensure_array(&ArraySpec::new("wide", &[4], StoreDtype::F32))
         .unwrap();
-    let marker_before = std::fs::read(path.join("_markers/feat/0.json")).unwrap();
+    let marker_before = std::fs::read(path.join("feat/_markers/0.json")).unwrap();
     let chunk_before = std::fs::read(path.join("feat/c/0/0/0")).unwrap();
     let mut bad = values(15, 9);
     bad[6] = f32::NAN;
@@ -165,7 +165,7 @@ fn refusals_write_nothing() {
     assert!(e.to_string().contains("feat") && e.to_string().contains("sample 0"));
     // The done sample is untouched by the refused rewrites.
     assert_eq!(
-        std::fs::read(path.join("_markers/feat/0.json")).unwrap(),
+        std::fs::read(path.join("feat/_markers/0.json")).unwrap(),
         marker_before
     );
     assert_eq!(
@@ -336,8 +336,8 @@ fn written_but_unmarked_is_not_done() {
     let other = FeatureStore::open(&path).unwrap();
     other.mark_done("late", 2).unwrap();
     assert_eq!(
-        std::fs::read(path.join("_markers/late/1.json")).unwrap(),
-        std::fs::read(path.join("_markers/late/2.json")).unwrap()
+        std::fs::read(path.join("late/_markers/1.json")).unwrap(),
+        std::fs::read(path.join("late/_markers/2.json")).unwrap()
     );
     assert_eq!(store.marker("late", 2).unwrap().unwrap().abs_max, 3.25);
     assert_eq!(
@@ -436,19 +436,36 @@ fn creation_rules() {
         .ensure_array(&ArraySpec::new("z", &[0], StoreDtype::F16))
         .is_err());
     assert_eq!(s.arrays().unwrap(), vec![spec]);
-    // Side files.
-    s.write_json("extract_report.json", &json!({"faults": []}))
-        .unwrap();
-    s.write_json("reports/shard_0.json", &json!({"n": 1}))
-        .unwrap();
-    let back: Value =
-        serde_json::from_slice(&std::fs::read(p.join("reports/shard_0.json")).unwrap()).unwrap();
-    assert_eq!(back, json!({"n": 1}));
-    assert_eq!(s.read_json("reports/shard_0.json").unwrap(), Some(back));
-    assert_eq!(s.read_json("reports/shard_9.json").unwrap(), None);
-    assert!(s.write_json("image", &json!(1)).is_err());
-    assert!(s.write_json("../x.json", &json!(1)).is_err());
-    assert_eq!(s.arrays().unwrap().len(), 1, "side files are not arrays");
+    // Group attributes (where extract keeps provenance and reports) and store-level vectors.
+    s.write_group_attrs(
+        "reports/extract",
+        json!({"report": {"faults": []}})
+            .as_object()
+            .unwrap()
+            .clone(),
+    )
+    .unwrap();
+    let back = s.group_attrs("reports/extract").unwrap().unwrap();
+    assert_eq!(back["report"], json!({"faults": []}));
+    assert_eq!(s.group_attrs("reports/shard-9-of-10").unwrap(), None);
+    assert!(s.write_group_attrs("image/tokens_L20", Map::new()).is_err());
+    assert!(s.write_group_attrs("../x", Map::new()).is_err());
+    assert!(s
+        .write_vector("text/embed", "feature", &[1.0, 2.0], Map::new())
+        .unwrap());
+    assert!(!s
+        .write_vector("text/embed", "feature", &[3.0], Map::new())
+        .unwrap());
+    assert!(s
+        .write_vector("bad", "feature", &[f32::NAN], Map::new())
+        .is_err());
+    let v = StoreReader::open(&p).unwrap().vector("text/embed").unwrap();
+    assert_eq!(v.values, [1.0, 2.0]);
+    assert_eq!(
+        s.arrays().unwrap().len(),
+        1,
+        "groups and vectors are not per-sample arrays"
+    );
 }
 
 #[test]
@@ -581,7 +598,12 @@ fn verify_flags_missing_truncated_nan_and_tampered() {
     got.sort_by_key(|k| k.0);
     want.sort_by_key(|k| k.0);
     assert_eq!(got, want);
-    assert!(text.contains("NOT SOUND") && text.contains("feat/c/2/0/0"));
+    assert!(text.contains("feat/c/2/0/0"), "{text}");
+    let (ok, verdict) = report.verdict(0, false);
+    assert!(
+        !ok && verdict.starts_with("NOT SOUND: 4 problem(s)"),
+        "{verdict}"
+    );
     let json = serde_json::to_value(&report).unwrap();
     assert_eq!(json["problems"].as_array().unwrap().len(), 4);
     // The reader refuses the damaged chunks by name too.
@@ -640,4 +662,62 @@ fn batch_throughput() {
         1e3 * raw_s,
         mb / raw_s
     );
+}
+
+#[test]
+fn run_locks_refuse_overlapping_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, store) = small_store(dir.path(), 2);
+    let other = FeatureStore::open(&path).unwrap();
+    {
+        let _whole = store.lock_run(None).unwrap();
+        let e = store_err(other.lock_run(None).err().unwrap());
+        assert!(matches!(e, StoreError::Locked { .. }), "{e}");
+        assert!(e.to_string().contains("--shard i/n"), "{e}");
+        assert!(other.lock_run(Some("shard-0-of-2")).is_err());
+    }
+    let _a = store.lock_run(Some("shard-0-of-2")).unwrap();
+    let _b = other.lock_run(Some("shard-1-of-2")).unwrap();
+    let e = store_err(other.lock_run(Some("shard-0-of-2")).err().unwrap());
+    assert!(
+        e.to_string()
+            .contains("another process runs shard shard-0-of-2"),
+        "{e}"
+    );
+    assert!(other.lock_run(None).is_err());
+}
+
+#[test]
+fn faulted_samples_are_not_pending() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, store) = small_store(dir.path(), 3);
+    store
+        .ensure_array(&ArraySpec::new("late", &[2], StoreDtype::F32))
+        .unwrap();
+    store.write_sample("late", 0, &[1.0, 2.0]).unwrap();
+    store.mark_done("late", 0).unwrap();
+    let fault = json!({"sample": "a/b", "file": "/d/a/b/b.flac", "error": "no audio"});
+    store.mark_faulted("late", 2, &fault).unwrap();
+    store.mark_faulted("late", 0, &fault).unwrap(); // done: not marked
+    let report = verify(&path).unwrap();
+    let late = report.arrays.iter().find(|a| a.name == "late").unwrap();
+    assert_eq!((late.complete, late.pending, late.faulted), (1, 1, 1));
+    assert_eq!(late.pending_indices, [1]);
+    assert_eq!(report.faults.len(), 1);
+    assert_eq!(
+        report.faults[0].line(),
+        "late sample 2 (a/b): /d/a/b/b.flac: no audio"
+    );
+    assert!(!report.sound());
+    store.write_sample("late", 1, &[3.0, 4.0]).unwrap();
+    store.mark_done("late", 1).unwrap();
+    let report = verify(&path).unwrap();
+    assert!(report.sound() && !report.complete(), "{report}");
+    assert!(report.verdict(0, false).0);
+    assert!(!report.verdict(0, true).0);
+    // Written after all: the fault marker goes.
+    store.write_sample("late", 2, &[5.0, 6.0]).unwrap();
+    store.mark_done("late", 2).unwrap();
+    assert!(!path.join("late/_markers/2.fault.json").exists());
+    assert!(verify(&path).unwrap().complete());
 }

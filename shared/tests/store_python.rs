@@ -120,6 +120,7 @@ fn rust_store_reads_in_python_exactly() {
 
     oracle("read", &store_path, &out);
     let got = read_json(&out.join("read.json"));
+    assert_eq!(got["warnings"], json!([]), "python zarr warned");
     assert_eq!(got["attrs"]["samples"], attrs["samples"]);
     assert_eq!(got["attrs"]["provenance"], attrs["provenance"]);
     let arrays = got["arrays"].as_object().unwrap();
@@ -162,6 +163,133 @@ fn rust_store_reads_in_python_exactly() {
             assert_eq!(&chunk[..], &expected[i * nb..(i + 1) * nb]);
         }
     }
+}
+
+/// A store as `extract run` writes it (the synthetic store mimics it: sample table and
+/// coordinates, markers, `text/embed`), plus provenance and a report in group attributes and a
+/// fault marker: Python `zarr` lists and reads every array with no warning, and xarray opens it
+/// with named dimensions and the sample coordinates.
+#[test]
+fn extract_layout_opens_cleanly_in_zarr_and_xarray() {
+    use weld_cache::features::synth_store::{write_synth_store, SynthStoreSpec};
+    let dir = tempfile::tempdir().unwrap();
+    let store_path = dir.path().join("synth.zarr");
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let spec = SynthStoreSpec {
+        n_train: 3,
+        n_val: 2,
+        n_test: 2,
+        ..Default::default()
+    };
+    write_synth_store(&store_path, &spec).unwrap();
+    let s = FeatureStore::open(&store_path).unwrap();
+    let mut prov = Map::new();
+    prov.insert(
+        "provenance".into(),
+        json!({"weights": [{"file": "m", "sha256": "00"}]}),
+    );
+    s.write_group_attrs("video", prov).unwrap();
+    let mut rep = Map::new();
+    rep.insert("report".into(), json!({"faults": [], "samples": 7}));
+    s.write_group_attrs("reports/extract", rep).unwrap();
+    s.ensure_array(&ArraySpec::new("extra/late", &[3], StoreDtype::F32))
+        .unwrap();
+    s.mark_faulted("extra/late", 1, &json!({"sample": "x", "error": "broken"}))
+        .unwrap();
+    assert!(store_path
+        .join("extra/late/_markers/1.fault.json")
+        .is_file());
+
+    oracle("read", &store_path, &out);
+    let got = read_json(&out.join("read.json"));
+    assert_eq!(
+        got["warnings"],
+        json!([]),
+        "python zarr warned: {}",
+        got["warnings"]
+    );
+    let arrays = got["arrays"].as_object().unwrap();
+    let mut names: Vec<&str> = arrays.keys().map(String::as_str).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "audio/tokens",
+            "audio/window_start_s",
+            "class_code",
+            "extra/late",
+            "image/pooled",
+            "image/tokens_L1",
+            "image/tokens_L2",
+            "sample",
+            "sensor/raw",
+            "split",
+            "text/embed",
+            "video/tokens"
+        ]
+    );
+    let keys: Vec<String> = got["attrs"]["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["key"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(arrays["sample"]["values"], json!(keys));
+    assert_eq!(arrays["split"]["values"][0], json!("TRAIN"));
+    assert_eq!(arrays["class_code"]["dimension_names"], json!(["sample"]));
+    assert_eq!(
+        arrays["image/pooled"]["dimension_names"],
+        json!(["sample", "layer", "view", "stat", "feature"])
+    );
+    assert_eq!(arrays["text/embed"]["dimension_names"], json!(["feature"]));
+    assert_eq!(
+        got["groups"]["video"]["provenance"]["weights"][0]["sha256"],
+        json!("00")
+    );
+    assert_eq!(
+        got["groups"]["reports/extract"]["report"]["samples"],
+        json!(7)
+    );
+    // The text embedding Python reads is the one the heads read.
+    let (emb, _) = weld_cache::schema::text_embedding(&store_path).unwrap();
+    let py = std::fs::read(out.join("text__embed.bin")).unwrap();
+    let e: Vec<f32> = Vec::try_from(emb).unwrap();
+    assert_eq!(py, bytemuck::cast_slice::<f32, u8>(&e));
+
+    oracle("xarray", &store_path, &out);
+    let x = read_json(&out.join("xarray.json"));
+    eprintln!("xarray {}: {}", x["xarray"], x["tree"]["/video"]);
+    assert_eq!(x["warnings"], json!([]), "xarray warned: {}", x["warnings"]);
+    let root = &x["root"];
+    assert_eq!(root["dims"], json!({"sample": 7}));
+    for c in ["sample", "class_code", "split"] {
+        assert_eq!(root["coords"][c]["dims"], json!(["sample"]), "{c}: {root}");
+    }
+    assert_eq!(root["coords"]["sample"]["values"], json!(keys));
+    let node = |p: &str| &x["tree"][p];
+    assert_eq!(
+        node("/video")["vars"]["tokens"]["dims"],
+        json!(["sample", "token", "feature"])
+    );
+    assert_eq!(
+        node("/audio")["vars"]["tokens"]["dims"],
+        json!(["sample", "window", "token", "feature"])
+    );
+    assert_eq!(
+        node("/image")["vars"]["tokens_L2"]["dims"],
+        json!(["sample", "view", "token", "feature"])
+    );
+    assert_eq!(
+        node("/sensor")["vars"]["raw"]["dims"],
+        json!(["sample", "step", "channel"])
+    );
+    assert_eq!(node("/text")["vars"]["embed"]["dims"], json!(["feature"]));
+    // Children inherit the root's sample index (the keys); xarray inherits indexed
+    // coordinates only, so `split` and `class_code` are read from the root.
+    assert_eq!(node("/video")["coords"]["sample"]["values"], json!(keys));
+    assert_eq!(root["coords"]["split"]["values"][6], json!("TEST"));
+    assert_eq!(root["coords"]["class_code"]["values"][0], json!("0"));
 }
 
 #[test]
@@ -251,4 +379,121 @@ fn python_store_reads_in_rust_exactly() {
     // Verify of a foreign group: readable, but not a weld-cache store.
     let report = weld_cache::store::verify(&store_path).unwrap();
     assert!(!report.sound());
+}
+
+/// A format-1 store (side files inside the group) is refused by the readers with the way out,
+/// and `migrate` converts it in place: same chunks and markers, coordinates, `text/embed`,
+/// provenance and reports in attributes, and Python `zarr` then lists it with no warning.
+#[test]
+fn format_1_store_is_refused_then_migrated() {
+    use weld_cache::features::synth_store::{write_synth_store, SynthStoreSpec};
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("old.zarr");
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let spec = SynthStoreSpec {
+        n_train: 2,
+        n_val: 2,
+        n_test: 2,
+        ..Default::default()
+    };
+    write_synth_store(&p, &spec).unwrap();
+    let (emb, _) = weld_cache::schema::text_embedding(&p).unwrap();
+    let emb: Vec<f32> = Vec::try_from(emb).unwrap();
+    let before = StoreReader::open(&p).unwrap();
+    let names: Vec<String> = before.specs().into_iter().map(|s| s.name).collect();
+    let chunk = std::fs::read(p.join("video/tokens/c/3/0/0")).unwrap();
+    // Rewrite it into the format-1 layout.
+    std::fs::create_dir_all(p.join("_markers/image")).unwrap();
+    for n in &names {
+        std::fs::create_dir_all(p.join("_markers").join(n).parent().unwrap()).unwrap();
+        std::fs::rename(p.join(n).join("_markers"), p.join("_markers").join(n)).unwrap();
+        let mp = p.join(n).join("zarr.json");
+        let mut m = read_json(&mp);
+        m.as_object_mut().unwrap().remove("dimension_names");
+        std::fs::write(&mp, serde_json::to_vec(&m).unwrap()).unwrap();
+    }
+    for c in ["sample", "class_code", "split", "text"] {
+        std::fs::remove_dir_all(p.join(c)).unwrap();
+    }
+    std::fs::write(
+        p.join("text_embed.json"),
+        serde_json::to_vec(&json!({"prompt": "a normal weld", "dim": emb.len(), "embedding": emb}))
+            .unwrap(),
+    )
+    .unwrap();
+    std::fs::create_dir_all(p.join("provenance")).unwrap();
+    std::fs::write(
+        p.join("provenance/video.json"),
+        br#"{"weights": [{"file": "w"}]}"#,
+    )
+    .unwrap();
+    std::fs::write(p.join("extract_report.json"), br#"{"faults": []}"#).unwrap();
+    let mut root = read_json(&p.join("zarr.json"));
+    root["attributes"]["weld_cache_store"]["format_version"] = json!(1);
+    root["attributes"]
+        .as_object_mut()
+        .unwrap()
+        .remove("coordinates");
+    std::fs::write(p.join("zarr.json"), serde_json::to_vec(&root).unwrap()).unwrap();
+
+    let e = StoreReader::open(&p)
+        .err()
+        .expect("a format-1 store must be refused");
+    assert!(
+        matches!(e, Error::Store(StoreError::OldFormat { found: 1, .. })),
+        "{e}"
+    );
+    assert!(e.to_string().contains("extract migrate --store"), "{e}");
+
+    let r = weld_cache::store::migrate(&p).unwrap();
+    assert_eq!(r.from_version, 1);
+    assert_eq!(r.arrays, names.len());
+    assert_eq!(r.markers_moved, names.len() * 6);
+    assert_eq!(r.coordinates_written, ["sample", "class_code", "split"]);
+    assert_eq!(r.provenance, ["video"]);
+    assert!(r.text_embed);
+    assert_eq!(r.reports, ["reports/extract"]);
+    let after = StoreReader::open(&p).unwrap();
+    assert_eq!(
+        after.fingerprint(),
+        before.fingerprint(),
+        "same arrays and attributes"
+    );
+    assert!(after.array("video/tokens").unwrap().is_done(5));
+    assert_eq!(
+        std::fs::read(p.join("video/tokens/c/3/0/0")).unwrap(),
+        chunk
+    );
+    assert_eq!(read_text_embed_values(&p), emb);
+    assert_eq!(
+        after.group_attrs("video").unwrap().unwrap()["provenance"]["weights"][0]["file"],
+        json!("w")
+    );
+    assert!(weld_cache::store::verify(&p).unwrap().sound());
+    for gone in [
+        "_markers",
+        "provenance",
+        "text_embed.json",
+        "extract_report.json",
+    ] {
+        assert!(!p.join(gone).exists(), "{gone} left behind");
+    }
+    // A second run changes nothing.
+    let again = weld_cache::store::migrate(&p).unwrap();
+    assert_eq!((again.markers_moved, again.text_embed), (0, false));
+    oracle("read", &p, &out);
+    let got = read_json(&out.join("read.json"));
+    assert_eq!(
+        got["warnings"],
+        json!([]),
+        "python zarr warned: {}",
+        got["warnings"]
+    );
+}
+
+fn read_text_embed_values(p: &Path) -> Vec<f32> {
+    weld_cache::store::read_text_embed(&StoreReader::open(p).unwrap())
+        .unwrap()
+        .values
 }

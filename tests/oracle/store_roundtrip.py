@@ -1,9 +1,14 @@
 """Oracle of the store tests (shared/tests/store_python.rs): Python `zarr` 3 on either side.
 
   read STORE OUT   open a store written by Rust with zarr, list every array of the hierarchy,
-                   dump each array's values as raw little-endian bytes (OUT/<name with / -> __>.bin),
-                   and check them against the f32 inputs Rust left in OUT/inputs/ cast by numpy
-                   (float16: astype, round to nearest even). Writes OUT/read.json.
+                   dump each float array's values as raw little-endian bytes (OUT/<name with / ->
+                   __>.bin), and check them against the f32 inputs Rust left in OUT/inputs/ cast by
+                   numpy (float16: astype, round to nearest even); other arrays (coordinates) are
+                   dumped as JSON values. Every warning raised while listing and reading is
+                   recorded. Writes OUT/read.json.
+  xarray STORE OUT open the store with xarray (root dataset and the whole tree), recording every
+                   warning; per node: each variable's dims, sizes and dtype, the coordinates and
+                   their values. Writes OUT/xarray.json.
   write STORE OUT  write a zarr v3 group with Rust's layout (one sample per chunk, no compression,
                    bytes codec little endian, empty chunks stored), a nested name, an all-zero
                    sample, a '.' chunk-key separator, and one never-written sample; dump the
@@ -29,13 +34,28 @@ def flat(name):
 def read(store, out):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        g = zarr.open_group(store, mode="r")
-        members = g.members(max_depth=None)
+        result = read_all(store, out)
+    result["warnings"] = [str(w.message) for w in caught]
+    with open(os.path.join(out, "read.json"), "w") as f:
+        json.dump(result, f, indent=1)
+
+
+def read_all(store, out):
+    g = zarr.open_group(store, mode="r")
+    members = g.members(max_depth=None)
     arrays = {}
     for name, node in members:
         if not isinstance(node, zarr.Array):
             continue
         dtype = str(node.dtype)
+        if dtype not in NP_DTYPE:
+            arrays[name] = {
+                "dtype": dtype,
+                "shape": list(node.shape),
+                "dimension_names": list(node.metadata.dimension_names or []),
+                "values": [v.item() if hasattr(v, "item") else v for v in node[...].tolist()],
+            }
+            continue
         data = np.ascontiguousarray(node[...]).astype(NP_DTYPE[dtype], copy=False)
         with open(os.path.join(out, flat(name) + ".bin"), "wb") as f:
             f.write(data.tobytes())
@@ -44,6 +64,7 @@ def read(store, out):
             "shape": list(node.shape),
             "chunks": list(node.chunks),
             "compressors": [str(c) for c in node.compressors],
+            "dimension_names": list(node.metadata.dimension_names or []),
         }
         inp = os.path.join(out, "inputs", flat(name) + ".f32")
         if os.path.exists(inp):
@@ -53,12 +74,32 @@ def read(store, out):
             info["numpy_cast_bit_exact"] = bool(same)
             info["max_abs_diff_vs_input"] = float(np.max(np.abs(data.astype(np.float64) - x)))
         arrays[name] = info
-    result = {
-        "attrs": dict(g.attrs),
-        "arrays": arrays,
-        "warnings": [str(w.message) for w in caught],
+    groups = {name: dict(node.attrs) for name, node in members if isinstance(node, zarr.Group)}
+    return {"attrs": dict(g.attrs), "arrays": arrays, "groups": groups}
+
+
+def describe(ds):
+    return {
+        "dims": {k: int(v) for k, v in ds.sizes.items()},
+        "vars": {
+            k: {"dims": list(v.dims), "dtype": str(v.dtype)} for k, v in ds.data_vars.items()
+        },
+        "coords": {k: {"dims": list(v.dims), "values": [str(x) for x in v.values.tolist()]}
+                   for k, v in ds.coords.items()},
     }
-    with open(os.path.join(out, "read.json"), "w") as f:
+
+
+def xarray_mode(store, out):
+    import xarray as xr
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        root = xr.open_zarr(store, consolidated=False)
+        tree = xr.open_datatree(store, engine="zarr", consolidated=False)
+        nodes = {node.path: describe(node.to_dataset(inherit=True)) for node in tree.subtree}
+        result = {"root": describe(root), "tree": nodes, "xarray": xr.__version__}
+    result["warnings"] = [str(w.message) for w in caught]
+    with open(os.path.join(out, "xarray.json"), "w") as f:
         json.dump(result, f, indent=1)
 
 
@@ -103,4 +144,4 @@ def write(store, out):
 
 if __name__ == "__main__":
     mode, store, out = sys.argv[1:4]
-    {"read": read, "write": write}[mode](store, out)
+    {"read": read, "write": write, "xarray": xarray_mode}[mode](store, out)

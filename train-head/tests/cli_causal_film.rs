@@ -228,7 +228,7 @@ fn causal_film_refuses_other_store_bad_dims_bad_train() {
     assert!(err.contains("model.n_views"), "{err}");
 
     // an incomplete VAL sample (its video marker gone) is excluded with a warning
-    let marker = store.join("_markers/video/tokens/48.json");
+    let marker = store.join("video/tokens/_markers/48.json");
     std::fs::remove_file(&marker).unwrap();
     let out = ok(train(
         &store,

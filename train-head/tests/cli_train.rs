@@ -141,3 +141,22 @@ fn train_resume_eval() {
         .unwrap();
     assert!(!out.status.success());
 }
+
+#[test]
+fn a_cuda_device_without_gpu_is_a_clear_error_before_any_work() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (store, cfg_path) = setup(tmp.path(), MLP_AE);
+    let out = tmp.path().join("r");
+    // `cuda` where no GPU is visible; past the visible devices where one is.
+    let dev = if tch::Cuda::is_available() {
+        "cuda:64"
+    } else {
+        "cuda"
+    };
+    let o = train(&store, &cfg_path, &out, &["--device", dev]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "an error, not a panic:\n{err}");
+    assert!(err.contains(&format!("--device {dev}")), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(!out.exists(), "nothing written before the device check");
+}

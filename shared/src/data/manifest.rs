@@ -138,12 +138,46 @@ impl Manifest {
             .headers()
             .map_err(|e| err(1, format!("cannot read header: {e}")))?
             .clone();
+        if headers
+            .iter()
+            .all(|h| h.trim_start_matches('\u{feff}').is_empty())
+        {
+            return Err(err(
+                1,
+                format!(
+                    "the file is empty: expected a comma-separated header line `{}` and one row \
+                     per sample",
+                    MANIFEST_COLUMNS.join(",")
+                ),
+            ));
+        }
+        if headers.len() == 1 {
+            let h = &headers[0];
+            if let Some(sep) = [';', '\t', '|'].into_iter().find(|c| h.contains(*c)) {
+                return Err(err(
+                    1,
+                    format!(
+                        "the header is a single column {h:?}: columns are separated by {sep:?}, \
+                         but the manifest must be comma-separated (save it as CSV with commas)"
+                    ),
+                ));
+            }
+        }
         let mut col = [0usize; 12];
         for (slot, name) in col.iter_mut().zip(MANIFEST_COLUMNS) {
             *slot = headers
                 .iter()
                 .position(|h| h.trim_start_matches('\u{feff}') == name)
-                .ok_or_else(|| err(1, format!("missing column {name}")))?;
+                .ok_or_else(|| {
+                    err(
+                        1,
+                        format!(
+                            "missing column {name} (the header has {}; expected {})",
+                            headers.iter().collect::<Vec<_>>().join(","),
+                            MANIFEST_COLUMNS.join(",")
+                        ),
+                    )
+                })?;
         }
         let mut samples = Vec::new();
         let mut seen = HashSet::new();

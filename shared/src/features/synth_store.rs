@@ -8,10 +8,10 @@
 //! `token_layers` are stored as `image/tokens_L{i}`. A defect of class `c` adds `shift * u_c`
 //! (fixed random unit direction per class) to the image tokens only: the result no longer
 //! follows from the process, which is what Causal-FiLM scores. TRAIN is all good.
-//! Writes the `samples` attribute and `text_embed.json` as `extract run` does.
+//! Writes the `samples` attribute, the sample coordinates and `text/embed` as `extract run` does.
 use crate::schema::{
     image_tokens_name, SampleRow, Split, AUDIO_STARTS, AUDIO_TOKENS, IMAGE_POOLED, SAMPLES_ATTR,
-    SENSOR_RAW, TEXT_FILE, VIDEO_TOKENS,
+    SENSOR_RAW, VIDEO_TOKENS,
 };
 use crate::store::{ArraySpec, FeatureStore, StoreDtype};
 use crate::{Error, Result};
@@ -19,7 +19,6 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use std::path::Path;
 
 /// Sizes and signal of a synthetic store.
@@ -176,7 +175,15 @@ pub fn write_synth_store(path: &Path, s: &SynthStoreSpec) -> Result<()> {
     let mut attrs = serde_json::Map::new();
     let table = serde_json::to_value(&samples).map_err(|e| Error::Msg(format!("samples: {e}")))?;
     attrs.insert(SAMPLES_ATTR.into(), table);
-    let store = FeatureStore::create(path, n, attrs)?;
+    let coords = crate::store::dims::sample_coords(
+        samples.iter().map(|r| r.key.clone()).collect(),
+        samples.iter().map(|r| r.class_code).collect(),
+        samples
+            .iter()
+            .map(|r| r.split.as_str().to_string())
+            .collect(),
+    );
+    let store = FeatureStore::create_with(path, n, attrs, &coords)?;
     let d = s.dtype;
     let specs = [
         ArraySpec::new(VIDEO_TOKENS, &[s.video_tokens, s.video_dim], d),
@@ -271,9 +278,6 @@ pub fn write_synth_store(path: &Path, s: &SynthStoreSpec) -> Result<()> {
         }
     }
     let emb = g.normal(s.text_dim);
-    store.write_json(
-        TEXT_FILE,
-        &json!({"prompt": "a normal weld", "dim": s.text_dim, "embedding": emb}),
-    )?;
+    crate::store::write_text_embed(&store, "a normal weld", &emb)?;
     Ok(())
 }

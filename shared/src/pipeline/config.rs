@@ -241,6 +241,19 @@ impl ExtractConfig {
         if self.run.only.is_empty() {
             return bad("run.only names no modality".into());
         }
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if self.run.threads > cores {
+            return bad(format!(
+                "--threads / run.threads {} exceeds the {cores} cores of this machine (0 = auto)",
+                self.run.threads
+            ));
+        }
+        if self.run.workers > 4 * cores {
+            return bad(format!(
+                "--workers / run.workers {} exceeds 4 x the {cores} cores of this machine",
+                self.run.workers
+            ));
+        }
         Ok(())
     }
 }
@@ -257,12 +270,12 @@ impl Shard {
     pub fn takes(&self, group: usize) -> bool {
         group % self.count == self.index
     }
-    /// The name of this shard's report file inside the store.
+    /// The zarr group of the store whose attribute `report` holds this shard's run report.
     pub fn report_name(&self) -> String {
         if self.count == 1 {
-            "extract_report.json".to_string()
+            "reports/extract".to_string()
         } else {
-            format!("extract_report.shard-{}-of-{}.json", self.index, self.count)
+            format!("reports/shard-{}-of-{}", self.index, self.count)
         }
     }
 }

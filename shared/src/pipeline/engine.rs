@@ -146,6 +146,16 @@ impl<'a> StageRun<'a> {
         self.arrays.iter().all(|(a, _)| self.store.is_done(a, i))
     }
 
+    /// Fault markers for sample `i` in every array of the stage (verify then tells the sample
+    /// from one still to do).
+    fn record_fault(&self, i: usize, f: &Fault) -> Result<()> {
+        let v = serde_json::to_value(f).expect("a fault serialises");
+        for (a, _) in &self.arrays {
+            self.store.mark_faulted(a, i, &v)?;
+        }
+        Ok(())
+    }
+
     /// Runs the stage. `prepare` runs on worker threads (decode + preprocess one sample);
     /// `compute` runs on the calling thread with the prepared samples of one group and returns
     /// each sample's outputs in the same order.
@@ -268,6 +278,7 @@ impl<'a> StageRun<'a> {
                                         ..Fault::from(&e)
                                     };
                                     progress.warn(&format!("fault: {e}"));
+                                    self.record_fault(i, &f)?;
                                     faults.push(f);
                                     if self.strict {
                                         return Err(Error::Sample(e));
@@ -316,6 +327,7 @@ impl<'a> StageRun<'a> {
                                 };
                                 progress
                                     .warn(&format!("fault: {} {}: {msg}", f.sample, f.modality));
+                                self.record_fault(*i, &f)?;
                                 faults.push(f);
                                 if self.strict {
                                     return Err(Error::Msg(format!(
@@ -346,8 +358,13 @@ impl<'a> StageRun<'a> {
             producer
                 .join()
                 .map_err(|_| Error::Msg("decode thread panicked".into()))?;
-            consumed?;
-            let (written, busy) = written?;
+            // When the writer failed, its error is the cause (the consumer then only saw the
+            // channel close): report it, naming the file and the fault (disk full, ...).
+            let (written, busy) = match (consumed, written) {
+                (_, Err(w)) => return Err(w),
+                (Err(c), Ok(_)) => return Err(c),
+                (Ok(()), Ok(w)) => w,
+            };
             summary.written = written;
             summary.write_seconds = busy;
             Ok(())

@@ -1,9 +1,10 @@
-//! Per-stage provenance side files (`provenance/<stage>.json`): the backbone's config, the
-//! SHA-256 of its weight files, the preprocessing parameters and the compute dtype. Written by the
+//! Per-stage provenance (attribute `provenance` of the stage's zarr group, e.g. `STORE/image`):
+//! the backbone's config, the SHA-256 of its weight files, the preprocessing parameters and the
+//! compute dtype. Written by the
 //! first process that runs a stage; every later run (resume, another shard, an added layer) must
 //! present the same values, so a store never mixes features of two checkpoints or settings.
 use crate::backbones::loader::{sha256_file, weight_files};
-use crate::store::FeatureStore;
+use crate::store::{read_text_embed, text_embed_exists, FeatureStore, StoreReader};
 use crate::{Error, Result};
 use serde_json::{json, Value};
 use std::path::Path;
@@ -46,36 +47,37 @@ fn strip_volatile(v: &Value) -> Value {
     }
 }
 
-/// Records `value` as the provenance of `stage`, or checks it against the recorded one.
+/// The group attribute holding a stage's provenance (on the stage's zarr group, e.g. `image`).
+pub const PROVENANCE_ATTR: &str = "provenance";
+
+/// Records `value` as the provenance of `stage` (attribute `provenance` of the zarr group
+/// `<stage>`), or checks it against the recorded one.
 pub fn record_or_check(
     store: &FeatureStore,
     store_path: &Path,
     stage: &str,
     value: &Value,
 ) -> Result<()> {
-    let name = format!("provenance/{stage}.json");
-    let path = store_path.join(&name);
-    if path.is_file() {
-        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-        let old: Value = serde_json::from_str(&text)
-            .map_err(|e| Error::Msg(format!("{}: invalid JSON: {e}", path.display())))?;
-        if strip_volatile(&old) != strip_volatile(value) {
+    let mut attrs = store.group_attrs(stage)?.unwrap_or_default();
+    if let Some(old) = attrs.get(PROVENANCE_ATTR) {
+        if strip_volatile(old) != strip_volatile(value) {
             return Err(Error::Msg(format!(
                 "{}: the store's {stage} features were extracted with other settings or weights \
                  than this run's; use a new store (or the recorded settings). Recorded: {}",
-                path.display(),
-                serde_json::to_string(&strip_volatile(&old)).unwrap_or_default()
+                store_path.join(stage).join("zarr.json").display(),
+                serde_json::to_string(&strip_volatile(old)).unwrap_or_default()
             )));
         }
         return Ok(());
     }
-    store.write_json(&name, value)
+    attrs.insert(PROVENANCE_ATTR.into(), value.clone());
+    store.write_group_attrs(stage, attrs)
 }
 
-/// Provenance problems of an extracted store: every stage with arrays must have its
-/// `provenance/<stage>.json` (weights' SHA-256, config, preprocessing), and the text embedding
-/// must be present, finite and recorded. Returns one line per problem.
-pub fn check_store_provenance(store_path: &Path, array_names: &[String]) -> Vec<String> {
+/// Provenance problems of an extracted store: every stage with arrays must have its provenance
+/// (weights' SHA-256, config, preprocessing) in the attributes of its group, and the text
+/// embedding must be present, finite and recorded. Returns one line per problem.
+pub fn check_store_provenance(reader: &StoreReader, array_names: &[String]) -> Vec<String> {
     let mut problems = Vec::new();
     let mut stages: Vec<&str> = array_names
         .iter()
@@ -83,13 +85,20 @@ pub fn check_store_provenance(store_path: &Path, array_names: &[String]) -> Vec<
         .collect();
     stages.sort();
     stages.dedup();
-    let read = |name: &str| -> std::result::Result<Value, String> {
-        let p = store_path.join(name);
-        let text = std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
-        serde_json::from_str(&text).map_err(|e| format!("{}: invalid JSON: {e}", p.display()))
+    let root = reader.path();
+    let read = |stage: &str| -> std::result::Result<Value, String> {
+        let at = root.join(stage).join("zarr.json");
+        match reader.group_attrs(stage) {
+            Err(e) => Err(e.to_string()),
+            Ok(None) => Err(format!("{}: no zarr group", at.display())),
+            Ok(Some(a)) => a
+                .get(PROVENANCE_ATTR)
+                .cloned()
+                .ok_or_else(|| format!("{}: no `{PROVENANCE_ATTR}` attribute", at.display())),
+        }
     };
     for stage in stages {
-        match read(&format!("provenance/{stage}.json")) {
+        match read(stage) {
             Err(e) => problems.push(format!("{stage}: no provenance ({e})")),
             Ok(v) if stage != "sensor" && v["weights"].as_array().is_none_or(|w| w.is_empty()) => {
                 problems.push(format!("{stage}: provenance lists no weight files"))
@@ -97,21 +106,16 @@ pub fn check_store_provenance(store_path: &Path, array_names: &[String]) -> Vec<
             Ok(_) => {}
         }
     }
-    if store_path.join("provenance/text.json").is_file()
-        || store_path.join("text_embed.json").is_file()
-    {
-        match read("text_embed.json") {
-            Err(e) => problems.push(format!("text: {e}")),
-            Ok(v) => {
-                let ok = v["embedding"].as_array().is_some_and(|a| {
-                    !a.is_empty() && a.iter().all(|x| x.as_f64().is_some_and(f64::is_finite))
-                });
-                if !ok {
-                    problems.push("text: text_embed.json has no finite `embedding`".into());
-                }
-            }
+    let text_recorded = reader
+        .group_attrs("text")
+        .ok()
+        .flatten()
+        .is_some_and(|a| a.contains_key(PROVENANCE_ATTR));
+    if text_recorded || text_embed_exists(root) {
+        if let Err(e) = read_text_embed(reader) {
+            problems.push(format!("text: {e}"));
         }
-        if let Err(e) = read("provenance/text.json") {
+        if let Err(e) = read("text") {
             problems.push(format!("text: no provenance ({e})"));
         }
     }

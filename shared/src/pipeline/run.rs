@@ -1,14 +1,14 @@
 //! Orchestration of `extract run`: manifest -> store -> stages (cheap ones first) -> report.
 use super::config::{ExtractConfig, Shard, StageKind};
 use super::engine::{batch_groups, Fault, Progress, StageRun, StageSummary};
+use super::precheck::{precheck, Checked};
 use super::provenance::{model_provenance, record_or_check};
 use super::stages::*;
-use crate::backbones::{ast::Ast, clip::ClipText, dinov3::Dinov3, parse_kind, vjepa2::VJepa2};
+use crate::backbones::{ast::Ast, clip::ClipText, dinov3::Dinov3, vjepa2::VJepa2};
 use crate::data::manifest::Manifest;
-use crate::device::parse_device;
 use crate::preprocess::fbank::{Fbank, FbankConfig};
 use crate::schema::{SampleRow, SAMPLES_ATTR};
-use crate::store::{ArraySpec, FeatureStore, StoreDtype};
+use crate::store::{ArraySpec, Coord, FeatureStore, StoreDtype};
 use crate::{Error, Result};
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -24,7 +24,8 @@ pub struct RunOptions {
     pub strict: bool,
 }
 
-/// `STORE/extract_report.json` (or one file per shard).
+/// The attributes (`report`) of the zarr group `STORE/reports/extract` (one group per shard:
+/// `reports/shard-i-of-n`).
 #[derive(Debug, Clone, Serialize)]
 pub struct ExtractReport {
     pub tool_version: String,
@@ -59,24 +60,44 @@ fn store_attrs(manifest: &Manifest) -> Result<serde_json::Map<String, Value>> {
     Ok(m)
 }
 
+/// The 1-D coordinate arrays of the sample axis (`sample` = key, `class_code`, `split`).
+fn store_coords(manifest: &Manifest) -> Vec<Coord> {
+    let s = &manifest.samples;
+    crate::store::dims::sample_coords(
+        s.iter().map(|r| r.key.clone()).collect(),
+        s.iter().map(|r| Some(r.class_code)).collect(),
+        s.iter().map(|r| r.split.as_str().to_string()).collect(),
+    )
+}
+
 /// Runs every configured stage over this shard's samples and writes the shard's report.
 pub fn run_extract(
     cfg: &ExtractConfig,
     opts: &RunOptions,
     progress: &dyn Progress,
 ) -> Result<ExtractReport> {
-    cfg.validate()?;
+    // Everything that can be checked is checked before the store is touched.
+    let Checked {
+        manifest,
+        device,
+        kind,
+    } = precheck(cfg)?;
     tch::set_num_threads(cfg.run.intra_op_threads() as i32);
     // The decode workers run in parallel over samples: opencv's own thread pool would only
     // oversubscribe the cores (and hide its CPU time from the per-stage accounting).
     opencv::core::set_num_threads(1)
         .map_err(|e| Error::Msg(format!("opencv set_num_threads: {e}")))?;
     let t0 = Instant::now();
-    let manifest = Manifest::read(&cfg.data.manifest)?;
     let n = manifest.samples.len();
-    let store = FeatureStore::open_or_create(&cfg.store.path, n, store_attrs(&manifest)?)?;
-    let device = parse_device(&cfg.run.device)?;
-    let kind = parse_kind(&cfg.run.dtype)?;
+    let store = FeatureStore::open_or_create_with(
+        &cfg.store.path,
+        n,
+        store_attrs(&manifest)?,
+        &store_coords(&manifest),
+    )?;
+    let shard_part = (opts.shard.count > 1)
+        .then(|| format!("shard-{}-of-{}", opts.shard.index, opts.shard.count));
+    let _lock = store.lock_run(shard_part.as_deref())?;
     let keys: Vec<String> = manifest.samples.iter().map(|r| r.key.clone()).collect();
     let ctx = SampleCtx {
         root: &cfg.data.root,
@@ -144,15 +165,7 @@ pub fn run_extract(
                 prov["compute_dtype"] = json!(cfg.run.dtype);
                 record_or_check(&store, &cfg.store.path, "image", &prov)?;
                 let c = model.config();
-                let layers = c.num_hidden_layers as usize + 1;
-                for &l in &cfg.image.layers {
-                    if l >= layers {
-                        return Err(Error::Msg(format!(
-                            "image layer {l} out of range: the model has hidden states 0..={}",
-                            layers - 1
-                        )));
-                    }
-                }
+                let layers = c.num_hidden_layers as usize + 1; // checked by precheck
                 let p = cfg.image.size / c.patch_size as usize;
                 let ntok = 1 + c.num_register_tokens as usize + p * p;
                 let d = c.hidden_size as usize;
@@ -248,7 +261,9 @@ pub fn run_extract(
         seconds: t0.elapsed().as_secs_f64(),
     };
     let v = serde_json::to_value(&report).map_err(|e| Error::Msg(format!("report: {e}")))?;
-    store.write_json(&opts.shard.report_name(), &v)?;
+    let mut attrs = serde_json::Map::new();
+    attrs.insert("report".into(), v);
+    store.write_group_attrs(&opts.shard.report_name(), attrs)?;
     Ok(report)
 }
 
@@ -261,7 +276,7 @@ fn preprocess_at(cfg: &ExtractConfig, device: tch::Device) -> &'static str {
     }
 }
 
-/// The CLIP text embedding of the prompt, once per store (`text_embed.json`).
+/// The CLIP text embedding of the prompt, once per store (the array `text/embed`).
 fn run_text(
     cfg: &ExtractConfig,
     store: &FeatureStore,
@@ -279,7 +294,7 @@ fn run_text(
         stage: "text".into(),
         ..Default::default()
     };
-    if cfg.store.path.join(TEXT_FILE).is_file() {
+    if crate::store::text_embed_exists(store.path()) {
         summary.already_done = 1;
     } else {
         let model = ClipText::load(&cfg.models.clip, device, kind)?;
@@ -287,10 +302,7 @@ fn run_text(
         if let Err(m) = super::engine::check_values(&emb, StoreDtype::F32) {
             return Err(Error::Msg(format!("CLIP text embedding: {m}")));
         }
-        store.write_json(
-            TEXT_FILE,
-            &json!({ "prompt": cfg.text.prompt, "dim": emb.len(), "embedding": emb }),
-        )?;
+        crate::store::write_text_embed(store, &cfg.text.prompt, &emb)?;
         summary.written = 1;
         progress.inc(1);
     }

@@ -10,7 +10,7 @@
 //! | `image/tokens_L{i}` | [5, 1 + registers + patches, 1280] | store dtype |
 //! | `sensor/raw` | [steps, 6] | f32 |
 //!
-//! The CLIP text embedding is not per sample: it is the side file `text_embed.json`.
+//! The CLIP text embedding is not per sample: it is the store-level array `text/embed`.
 use super::config::ExtractConfig;
 use super::config::PreprocessAt;
 use super::engine::SampleOutput;

@@ -9,6 +9,22 @@ pub enum StoreError {
     AlreadyExists { path: PathBuf },
     #[error("{path} is not a weld-cache store: {reason}")]
     NotAStore { path: PathBuf, reason: String },
+    #[error(
+        "store {path} has format version {found}; this build reads version {current} (markers \
+         inside the arrays, text embedding and sample coordinates as arrays, provenance and \
+         reports in zarr attributes). Convert it in place with `extract migrate --store {path}`, \
+         or extract it again into a new store"
+    )]
+    OldFormat {
+        path: PathBuf,
+        found: u64,
+        current: u64,
+    },
+    #[error(
+        "store {path} is in use by another `extract run` ({what}); wait for it to finish, or \
+         fill disjoint parts of the store with one `--shard i/n` per process"
+    )]
+    Locked { path: PathBuf, what: String },
     #[error("store {path}: attribute {key:?} differs: store has {existing}, run asks for {given}")]
     AttrMismatch {
         path: PathBuf,

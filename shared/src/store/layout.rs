@@ -91,10 +91,21 @@ pub(crate) fn read_group(root: &Path) -> Result<GroupMeta> {
             let n = own.get("n_samples").and_then(Value::as_u64);
             match (version, n) {
                 (Some(v), Some(n)) if v == FORMAT_VERSION => (Some(v), Some(n as usize)),
+                (Some(v), Some(_)) if v < FORMAT_VERSION => {
+                    return Err(StoreError::OldFormat {
+                        path: root.to_path_buf(),
+                        found: v,
+                        current: FORMAT_VERSION,
+                    }
+                    .into())
+                }
                 (Some(v), Some(_)) => {
                     return Err(not_store(
                         &path,
-                        format!("format version {v}, this build reads {FORMAT_VERSION}"),
+                        format!(
+                            "format version {v} is newer than this build's {FORMAT_VERSION}: \
+                             use a newer weld-cache"
+                        ),
                     ))
                 }
                 _ => {
@@ -223,6 +234,34 @@ pub(crate) fn read_array(root: &Path, name: &str) -> Result<ArrayLayout> {
     })
 }
 
+/// The `dimension_names` of an array's metadata (`None` when absent or any is unnamed).
+pub(crate) fn dimension_names(meta: &Value) -> Option<Vec<String>> {
+    meta.get("dimension_names")?
+        .as_array()?
+        .iter()
+        .map(|d| d.as_str().map(str::to_string))
+        .collect()
+}
+
+/// Whether the array metadata `meta` is a per-sample feature array. Not: the store-level arrays
+/// (their first dimension is not `sample`, e.g. `text/embed` `[feature]`) and the 1-D
+/// coordinate arrays of the sample axis (`sample`, `class_code`, `split`: dimension `sample`,
+/// not a float type). Arrays without dimension names (a foreign group) are feature arrays.
+pub(crate) fn is_feature_array(meta: &Value) -> bool {
+    match dimension_names(meta) {
+        None => true,
+        Some(d) if d.first().map(String::as_str) != Some("sample") => false,
+        Some(d) => {
+            let float = meta
+                .get("data_type")
+                .and_then(Value::as_str)
+                .and_then(StoreDtype::from_zarr_name)
+                .is_some();
+            d.len() > 1 || float
+        }
+    }
+}
+
 /// Every array of the hierarchy under `root`, sorted by name. Folders that are not zarr nodes
 /// (`_markers`, temporary folders, side files) and names the store would refuse are skipped.
 pub(crate) fn list_arrays(root: &Path) -> Result<Vec<ArrayLayout>> {
@@ -253,7 +292,9 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<ArrayLayout>) -> Result<()> {
         }
         match node_type(&path)?.as_deref() {
             Some("group") => walk(root, &path, out)?,
-            Some("array") => out.push(read_array(root, &name)?),
+            Some("array") if is_feature_array(&read_json(&path.join("zarr.json"))?) => {
+                out.push(read_array(root, &name)?)
+            }
             _ => {}
         }
     }
@@ -261,7 +302,7 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<ArrayLayout>) -> Result<()> {
 }
 
 /// Temporary entries left by killed writers (`.<name>.tmp...` files or folders) in the store's
-/// groups and side folders (`_markers/...`, report folders); array chunk folders are not walked
+/// groups and the arrays' marker folders (`<array>/_markers`); array chunk folders are not walked
 /// (chunks are written in place, never through temporary files).
 pub(crate) fn list_leftovers(root: &Path) -> Result<Vec<PathBuf>> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
@@ -272,8 +313,12 @@ pub(crate) fn list_leftovers(root: &Path) -> Result<Vec<PathBuf>> {
             let name = entry.file_name().to_string_lossy().into_owned();
             if super::fsutil::is_tmp_name(&name) {
                 out.push(path);
-            } else if path.is_dir() && node_type(&path)?.as_deref() != Some("array") {
-                walk(&path, out)?;
+            } else if path.is_dir() {
+                if node_type(&path)?.as_deref() != Some("array") {
+                    walk(&path, out)?;
+                } else if path.join(super::markers::MARKER_DIR).is_dir() {
+                    walk(&path.join(super::markers::MARKER_DIR), out)?;
+                }
             }
         }
         Ok(())

@@ -1,6 +1,14 @@
-//! Per-(array, sample) completion markers: `STORE/_markers/<array>/<i>.json`, holding the sample's
+//! Per-(array, sample) completion markers: `STORE/<array>/_markers/<i>.json`, holding the sample's
 //! absolute maximum and chunk size. Written by tmp + rename after the chunk is synced, so a
 //! marker's presence means the chunk is complete; a chunk without marker is not done.
+//!
+//! The markers live inside the array's folder, where zarr readers never look (they read only the
+//! array's `zarr.json` and its `c/...` chunk keys): Python `zarr` lists the group without a
+//! warning, and moving or deleting an array moves or deletes its markers with it.
+//!
+//! A sample whose input could not be extracted gets a fault marker `<i>.fault.json` (stage,
+//! file, reason) instead: verify tells it from a sample still to do. Writing the sample later
+//! removes the fault marker.
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -10,7 +18,7 @@ use super::fsutil::{fsync_all, read_json, to_json_bytes, write_atomic_via};
 use super::StoreError;
 use crate::{Error, Result};
 
-/// Folder of all markers inside the store.
+/// Folder of an array's markers, inside the array's folder.
 pub(crate) const MARKER_DIR: &str = "_markers";
 
 /// Content of a marker file.
@@ -23,7 +31,62 @@ pub struct Marker {
 }
 
 pub(crate) fn marker_dir(root: &Path, array: &str) -> PathBuf {
-    root.join(MARKER_DIR).join(array)
+    root.join(array).join(MARKER_DIR)
+}
+
+pub(crate) fn fault_path(root: &Path, array: &str, index: usize) -> PathBuf {
+    marker_dir(root, array).join(format!("{index}.fault.json"))
+}
+
+/// Writes the fault marker of sample `index` atomically (fixed temporary name per sample).
+pub(crate) fn write_fault(
+    root: &Path,
+    array: &str,
+    index: usize,
+    v: &serde_json::Value,
+) -> Result<()> {
+    let tmp = format!(".{index}.fault.json.tmp");
+    write_atomic_via(&fault_path(root, array, index), &tmp, &to_json_bytes(v))
+}
+
+/// Removes the fault marker of a sample if present.
+pub(crate) fn remove_fault(root: &Path, array: &str, index: usize) -> Result<()> {
+    let path = fault_path(root, array, index);
+    match fs::remove_file(&path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
+/// The fault markers of an array: `(sample index, content)`, ascending, from one listing.
+/// Samples `>= n_samples` are ignored.
+pub(crate) fn list_faults(
+    root: &Path,
+    array: &str,
+    n_samples: usize,
+) -> Result<Vec<(usize, serde_json::Value)>> {
+    let dir = marker_dir(root, array);
+    let entries = match fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io(dir, e)),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(&dir, e))?;
+        let name = entry.file_name();
+        let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".fault.json")) else {
+            continue;
+        };
+        if let Ok(i) = stem.parse::<usize>() {
+            if i < n_samples {
+                out.push((i, read_json(&entry.path())?));
+            }
+        }
+    }
+    out.sort_by_key(|(i, _)| *i);
+    Ok(out)
 }
 
 pub(crate) fn marker_path(root: &Path, array: &str, index: usize) -> PathBuf {

@@ -6,15 +6,24 @@
 //! mapped by [`StoreReader`] without copying. Chunks are written by `zarrs` with
 //! `store_empty_chunks = true` (an all-zero sample still has its file).
 //!
-//! Completion: a sample of an array is done when its marker `STORE/_markers/<array>/<i>.json`
+//! Completion: a sample of an array is done when its marker `STORE/<array>/_markers/<i>.json`
 //! (holding the sample's absolute maximum) exists; the marker is written by tmp + rename after the
-//! chunk is written and fsync'ed. Several processes may fill disjoint samples of the same store at
-//! once; they must never share a chunk. Group attributes are written once, at creation.
+//! chunk is written and fsync'ed. A sample whose input was broken has a fault marker
+//! `<i>.fault.json` instead. Several processes may fill disjoint samples of the same store at
+//! once; they must never share a chunk. Root group attributes are written once, at creation.
+//!
+//! The store folder is a clean zarr v3 hierarchy (format version 2): markers live inside the
+//! array folders, where zarr never looks; store-level values are zarr arrays (the text embedding
+//! `text/embed`, the sample coordinates `sample`, `class_code`, `split`); provenance and run
+//! reports are zarr group attributes (`<stage>` groups, `reports/<run>`), rewritten by tmp +
+//! rename. Every array carries `dimension_names` ([`dims`]), so `xarray.open_zarr(STORE,
+//! consolidated=False)` gives the sample coordinates and `xarray.open_datatree(STORE,
+//! engine="zarr", consolidated=False)` every array with labelled dimensions. A format-1 store is
+//! refused with [`StoreError::OldFormat`] (convert it with `extract migrate`).
 //!
 //! Names may contain '/' (`image/tokens_L20`): the parts before the last are zarr groups.
 //! Python `zarr` 3 reads f16 and f32 arrays of a store; it cannot read bf16 (and one bf16 array
 //! breaks listing the group), so f16 is the default and **bf16 stores are Rust-only**.
-//! Python lists `_markers` and side files as "not recognized" with a warning, harmlessly.
 //!
 //! The store knows nothing of backbones or heads: it stores named per-sample arrays.
 //!
@@ -34,24 +43,35 @@
 //! it has no markers, so there a sample is complete when its chunk file has the exact size.
 
 mod convert;
+pub mod dims;
 mod error;
 mod fsutil;
 mod layout;
 mod markers;
+mod migrate;
 mod reader;
+mod side;
+mod text;
 mod verify;
 mod writer;
 
 pub use error::StoreError;
 pub use markers::Marker;
-pub use reader::{ArrayReader, MappedChunk, StoreReader};
-pub use verify::{verify, verify_with, ArrayVerify, Problem, ProblemKind, VerifyReport};
+pub use migrate::{migrate, MigrateReport};
+pub use reader::{ArrayReader, MappedChunk, StoreReader, StoreVector};
+pub use side::RunLock;
+pub use text::{read_text_embed, text_embed_exists, write_text_embed, TEXT_EMBED};
+pub use verify::{
+    verify, verify_with, ArrayVerify, Problem, ProblemKind, SampleFault, VerifyReport,
+};
 pub use writer::{FeatureStore, SampleWrite};
 
 use serde::{Deserialize, Serialize};
 
-/// Version of the store layout written into the group attributes.
-pub const FORMAT_VERSION: u64 = 1;
+/// Version of the store layout written into the group attributes. 2: markers inside the arrays,
+/// dimension names, coordinate arrays, `text/embed`, provenance and reports as zarr attributes
+/// (1: `_markers/`, `text_embed.json`, `provenance/*.json` and report files in the group).
+pub const FORMAT_VERSION: u64 = 2;
 /// Group attribute reserved for the store itself: `{"format_version": 1, "n_samples": N}`.
 pub const STORE_ATTR: &str = "weld_cache_store";
 /// Largest finite f16 magnitude; larger values are refused for f16 arrays.
@@ -135,6 +155,35 @@ impl std::str::FromStr for StoreDtype {
             _ => Err(StoreError::BadDtype(s.to_string())),
         }
     }
+}
+
+/// Values of a 1-D coordinate array of the sample axis.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CoordValues {
+    /// UTF-8 strings (zarr `string`, `vlen-utf8` codec), e.g. the sample key or the split.
+    Str(Vec<String>),
+    /// 16-bit integers (fill value -1: none), e.g. the class code (-1 = unlabelled).
+    I16(Vec<i16>),
+}
+
+impl CoordValues {
+    pub fn len(&self) -> usize {
+        match self {
+            CoordValues::Str(v) => v.len(),
+            CoordValues::I16(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A coordinate array of the sample axis (dimension `sample`), written at store creation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Coord {
+    pub name: String,
+    pub values: CoordValues,
 }
 
 /// A named per-sample array: stored shape `[n_samples, ...sample_shape]`.

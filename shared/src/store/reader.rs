@@ -140,6 +140,115 @@ impl StoreReader {
     }
 }
 
+/// A store-level f32 vector (e.g. `text/embed`), read whole.
+#[derive(Debug, Clone)]
+pub struct StoreVector {
+    /// `[len]` values.
+    pub values: Vec<f32>,
+    /// The array's zarr attributes.
+    pub attrs: Map<String, Value>,
+    /// The chunk file's bytes (little-endian f32), e.g. for a fingerprint.
+    pub bytes: Vec<u8>,
+    /// The array's folder.
+    pub path: PathBuf,
+}
+
+impl StoreReader {
+    /// Reads the store-level f32 vector `name` written by
+    /// [`FeatureStore::write_vector`](super::FeatureStore::write_vector): shape `[d]` in one
+    /// chunk, little-endian bytes, no compression. Errors name the array's files; the values must
+    /// be finite.
+    pub fn vector(&self, name: &str) -> Result<StoreVector> {
+        super::validate_name(name)?;
+        let dir = self.root.join(name);
+        let meta_path = dir.join("zarr.json");
+        if !meta_path.is_file() {
+            return Err(StoreError::NoSuchArray {
+                path: self.root.clone(),
+                array: name.to_string(),
+            }
+            .into());
+        }
+        let v = super::fsutil::read_json(&meta_path)?;
+        let bad = |reason: String| -> Error {
+            StoreError::Unsupported {
+                path: meta_path.clone(),
+                reason,
+            }
+            .into()
+        };
+        let shape: Vec<u64> = v["shape"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_u64).collect())
+            .unwrap_or_default();
+        let chunk: Vec<u64> = v
+            .pointer("/chunk_grid/configuration/chunk_shape")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_u64).collect())
+            .unwrap_or_default();
+        if v["data_type"] != json!("float32") || shape.len() != 1 || chunk != shape {
+            return Err(bad(format!(
+                "need a float32 vector in one chunk, found data_type {} shape {shape:?} chunks \
+                 {chunk:?}",
+                v["data_type"]
+            )));
+        }
+        let codecs = v["codecs"].as_array().cloned().unwrap_or_default();
+        if codecs.len() != 1
+            || codecs[0]["name"] != json!("bytes")
+            || codecs[0].pointer("/configuration/endian") != Some(&json!("little"))
+        {
+            return Err(bad(format!(
+                "codecs {}: need one little-endian bytes codec",
+                Value::Array(codecs)
+            )));
+        }
+        let sep = match v.pointer("/chunk_key_encoding/configuration/separator") {
+            Some(Value::String(s)) if s == "." => '.',
+            _ => '/',
+        };
+        let chunk_path = super::fsutil::chunk_path(&dir, sep, 0, 0);
+        let bytes = std::fs::read(&chunk_path).map_err(|e| Error::io(&chunk_path, e))?;
+        if bytes.len() as u64 != shape[0] * 4 {
+            return Err(StoreError::ChunkSize {
+                path: chunk_path,
+                array: name.to_string(),
+                index: 0,
+                expected: shape[0] * 4,
+                got: bytes.len() as u64,
+            }
+            .into());
+        }
+        let values: Vec<f32> = bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        if let Some(i) = values.iter().position(|x| !x.is_finite()) {
+            return Err(StoreError::NonFinite {
+                path: chunk_path,
+                array: name.to_string(),
+                index: 0,
+                element: i,
+                value: values[i],
+            }
+            .into());
+        }
+        Ok(StoreVector {
+            values,
+            attrs: v["attributes"].as_object().cloned().unwrap_or_default(),
+            bytes,
+            path: dir,
+        })
+    }
+
+    /// The attributes of the zarr group `group` (e.g. `image` holds the image stage's
+    /// provenance); `None` when there is no such group.
+    pub fn group_attrs(&self, group: &str) -> Result<Option<Map<String, Value>>> {
+        super::validate_name(group)?;
+        super::side::read_group_attrs(&self.root, group)
+    }
+}
+
 impl StoreReader {
     /// Like [`fingerprint`](Self::fingerprint) but over only the group attributes `attr_keys`
     /// (e.g. `samples`) and the arrays `arrays` (name, dtype, sample shape), plus the format

@@ -1,7 +1,10 @@
 //! `verify`: checks a store end to end: the group attributes (format entry and any required keys),
 //! every array's layout and sample count, the completion of every array, and for each complete
 //! sample its chunk (present, exact size, every value finite, abs max equal to its marker).
-//! The report serialises to JSON and prints as a table.
+//! A sample without marker is *faulted* when extraction recorded a fault marker for it (its input
+//! is broken: rerunning cannot fill it), else *pending* (still to do).
+//! The report serialises to JSON and prints as a table; the caller prints the verdict
+//! ([`VerifyReport::verdict`]) after any checks of its own.
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
@@ -51,13 +54,44 @@ pub struct ArrayVerify {
     pub sample_shape: Vec<usize>,
     /// Samples with a marker.
     pub complete: usize,
-    /// Samples without a marker (not done yet, or failed during extraction).
+    /// Samples without a marker and without a recorded fault (still to do).
     pub pending: usize,
-    /// All pending sample indices, ascending (to compare with a fault report).
+    /// All pending sample indices, ascending.
     pub pending_indices: Vec<usize>,
+    /// Samples without a marker whose extraction recorded a fault (broken input).
+    pub faulted: usize,
     /// Largest |x| over the complete samples.
     pub abs_max: f32,
     pub problems: usize,
+}
+
+/// A sample of an array whose extraction faulted (its fault marker).
+#[derive(Debug, Clone, Serialize)]
+pub struct SampleFault {
+    pub array: String,
+    pub index: usize,
+    /// The recorded fault (`sample`, `stage`, `modality`, `file`, `error`).
+    pub fault: serde_json::Value,
+}
+
+impl SampleFault {
+    /// One line: `array sample i (key): file: error`.
+    pub fn line(&self) -> String {
+        let get = |k: &str| self.fault.get(k).and_then(|v| v.as_str()).unwrap_or("");
+        let file = get("file");
+        let file = if file.is_empty() {
+            String::new()
+        } else {
+            format!("{file}: ")
+        };
+        format!(
+            "{} sample {} ({}): {file}{}",
+            self.array,
+            self.index,
+            get("sample"),
+            get("error")
+        )
+    }
 }
 
 /// Result of [`verify`].
@@ -70,6 +104,9 @@ pub struct VerifyReport {
     pub attr_keys: Vec<String>,
     pub arrays: Vec<ArrayVerify>,
     pub problems: Vec<Problem>,
+    /// Faulted samples of every array: what extraction recorded (sample key, stage, file,
+    /// error), ascending by array then sample.
+    pub faults: Vec<SampleFault>,
     /// Temporary entries of killed writers (harmless; `FeatureStore::remove_leftovers`).
     pub leftovers: Vec<PathBuf>,
 }
@@ -80,9 +117,61 @@ impl VerifyReport {
         self.problems.is_empty()
     }
 
-    /// Consistent, and every sample of every array is complete.
+    /// Consistent, and every sample of every array is complete or faulted (nothing left that
+    /// another run could extract).
     pub fn sound(&self) -> bool {
         self.consistent() && self.arrays.iter().all(|a| a.pending == 0)
+    }
+
+    /// Sound and no sample faulted.
+    pub fn complete(&self) -> bool {
+        self.sound() && self.faults.is_empty()
+    }
+
+    /// The verdict line, counting `extra` problems the caller found (provenance, sample table);
+    /// with `require_complete`, faulted samples make it NOT SOUND too.
+    pub fn verdict(&self, extra: usize, require_complete: bool) -> (bool, String) {
+        let pending: usize = self.arrays.iter().map(|a| a.pending).sum();
+        let mut faulted_samples: Vec<usize> = self.faults.iter().map(|f| f.index).collect();
+        faulted_samples.sort_unstable();
+        faulted_samples.dedup();
+        let faulted = faulted_samples.len();
+        let n_problems = self.problems.len() + extra;
+        if n_problems > 0 {
+            let mut m = format!("NOT SOUND: {n_problems} problem(s)");
+            if pending > 0 {
+                m.push_str(&format!(", {pending} pending sample(s)"));
+            }
+            return (false, m);
+        }
+        if pending > 0 {
+            return (
+                false,
+                format!(
+                    "NOT SOUND: consistent, {pending} pending sample(s) (rerun `extract run` to \
+                     fill them)"
+                ),
+            );
+        }
+        if faulted > 0 && require_complete {
+            return (
+                false,
+                format!(
+                    "NOT SOUND: {faulted} faulted sample(s) and --require-complete (fix the inputs \
+                     listed above and rerun `extract run`)"
+                ),
+            );
+        }
+        if faulted > 0 {
+            return (
+                true,
+                format!(
+                    "SOUND: every sample complete or faulted ({faulted} faulted, listed above; \
+                     --require-complete makes them fatal)"
+                ),
+            );
+        }
+        (true, "SOUND: every sample complete".to_string())
     }
 }
 
@@ -120,10 +209,12 @@ pub fn verify_with(path: &Path, required_attrs: &[&str]) -> Result<VerifyReport>
         .n_samples
         .unwrap_or_else(|| layouts.first().map_or(0, |a| a.n_rows));
     let mut arrays = Vec::new();
+    let mut faults = Vec::new();
     for layout in &layouts {
-        let (summary, found) = verify_array(path, layout, n_samples)?;
+        let (summary, found, f) = verify_array(path, layout, n_samples)?;
         arrays.push(summary);
         problems.extend(found);
+        faults.extend(f);
     }
     Ok(VerifyReport {
         path: path.to_path_buf(),
@@ -132,6 +223,7 @@ pub fn verify_with(path: &Path, required_attrs: &[&str]) -> Result<VerifyReport>
         attr_keys: group.attrs.keys().cloned().collect(),
         arrays,
         problems,
+        faults,
         leftovers: list_leftovers(path)?,
     })
 }
@@ -140,7 +232,7 @@ fn verify_array(
     root: &Path,
     layout: &ArrayLayout,
     n_samples: usize,
-) -> Result<(ArrayVerify, Vec<Problem>)> {
+) -> Result<(ArrayVerify, Vec<Problem>, Vec<SampleFault>)> {
     let spec = &layout.spec;
     let mut problems = Vec::new();
     if layout.n_rows != n_samples {
@@ -166,18 +258,31 @@ fn verify_array(
         }
         problems.extend(p);
     }
-    let pending: Vec<usize> = (0..n).filter(|&i| !mask[i]).collect();
+    let faults: Vec<SampleFault> = markers::list_faults(root, &spec.name, n)?
+        .into_iter()
+        .filter(|(i, _)| !mask[*i])
+        .map(|(index, fault)| SampleFault {
+            array: spec.name.clone(),
+            index,
+            fault,
+        })
+        .collect();
+    let faulted: Vec<usize> = faults.iter().map(|f| f.index).collect();
+    let pending: Vec<usize> = (0..n)
+        .filter(|&i| !mask[i] && faulted.binary_search(&i).is_err())
+        .collect();
     let summary = ArrayVerify {
         name: spec.name.clone(),
         dtype: spec.dtype,
         sample_shape: spec.sample_shape.clone(),
-        complete: n - pending.len(),
+        complete: n - pending.len() - faulted.len(),
         pending: pending.len(),
         pending_indices: pending,
+        faulted: faulted.len(),
         abs_max,
         problems: problems.len(),
     };
-    Ok((summary, problems))
+    Ok((summary, problems, faults))
 }
 
 /// Checks one marked sample: returns its abs max (when readable) and the problem found, if any.
@@ -271,21 +376,32 @@ impl std::fmt::Display for VerifyReport {
         )?;
         writeln!(
             f,
-            "{:<32} {:<5} {:<18} {:>9} {:>8} {:>8} {:>12}",
-            "array", "dtype", "sample shape", "complete", "pending", "problems", "abs max"
+            "{:<32} {:<5} {:<18} {:>9} {:>8} {:>8} {:>8} {:>12}",
+            "array",
+            "dtype",
+            "sample shape",
+            "complete",
+            "pending",
+            "faulted",
+            "problems",
+            "abs max"
         )?;
         for a in &self.arrays {
             writeln!(
                 f,
-                "{:<32} {:<5} {:<18} {:>9} {:>8} {:>8} {:>12.6}",
+                "{:<32} {:<5} {:<18} {:>9} {:>8} {:>8} {:>8} {:>12.6}",
                 a.name,
                 a.dtype.as_str(),
                 format!("{:?}", a.sample_shape),
                 a.complete,
                 a.pending,
+                a.faulted,
                 a.problems,
                 a.abs_max
             )?;
+        }
+        for x in &self.faults {
+            writeln!(f, "faulted: {}", x.line())?;
         }
         for p in &self.problems {
             let at = p.index.map_or(String::new(), |i| format!(" sample {i}"));
@@ -310,14 +426,6 @@ impl std::fmt::Display for VerifyReport {
                 self.leftovers[0].display()
             )?;
         }
-        let verdict = if self.sound() {
-            "SOUND".to_string()
-        } else if self.consistent() {
-            let pending: usize = self.arrays.iter().map(|a| a.pending).sum();
-            format!("NOT SOUND: consistent, {pending} pending sample(s)")
-        } else {
-            format!("NOT SOUND: {} problem(s)", self.problems.len())
-        };
-        writeln!(f, "verdict: {verdict}")
+        Ok(())
     }
 }

@@ -14,13 +14,13 @@ use zarrs::filesystem::FilesystemStore;
 use zarrs::group::GroupBuilder;
 
 use super::convert::{encode, scan, EncodeFault, Encoded};
-use super::fsutil::{
-    fsync_all, fsync_dir, fsync_file, rename_dir_if_absent, to_json_bytes, unique_tmp_name,
-    write_atomic,
-};
+use super::fsutil::{fsync_all, fsync_dir, fsync_file, rename_dir_if_absent, unique_tmp_name};
 use super::layout::{list_arrays, list_leftovers, node_type, read_array, read_group, ArrayLayout};
-use super::markers::{self, Marker, MARKER_DIR};
-use super::{validate_name, ArraySpec, StoreDtype, StoreError, FORMAT_VERSION, STORE_ATTR};
+use super::markers::{self, Marker};
+use super::side::{fsync_tree, write_coord};
+use super::{
+    dims, validate_name, ArraySpec, Coord, StoreDtype, StoreError, FORMAT_VERSION, STORE_ATTR,
+};
 use crate::{Error, Result};
 
 /// An open array (its metadata checked by `zarrs` when opened).
@@ -57,7 +57,7 @@ fn le_bytes(e: Encoded) -> Vec<u8> {
 /// Read-write handle on a store. `Send + Sync`: writer threads share one handle; several
 /// processes may hold handles on the same store as long as they write disjoint samples.
 pub struct FeatureStore {
-    root: PathBuf,
+    pub(crate) root: PathBuf,
     n_samples: usize,
     attrs: Map<String, Value>,
     zarr: Arc<FilesystemStore>,
@@ -66,7 +66,7 @@ pub struct FeatureStore {
     pending: Mutex<HashMap<(String, usize), Marker>>,
 }
 
-fn zarrs_err(path: &Path, e: impl std::fmt::Display) -> Error {
+pub(crate) fn zarrs_err(path: &Path, e: impl std::fmt::Display) -> Error {
     StoreError::Zarrs {
         path: path.to_path_buf(),
         message: e.to_string(),
@@ -74,13 +74,13 @@ fn zarrs_err(path: &Path, e: impl std::fmt::Display) -> Error {
     .into()
 }
 
-fn fs_store(path: &Path) -> Result<Arc<FilesystemStore>> {
+pub(crate) fn fs_store(path: &Path) -> Result<Arc<FilesystemStore>> {
     FilesystemStore::new(path)
         .map(Arc::new)
         .map_err(|e| zarrs_err(path, e))
 }
 
-fn metadata_options() -> ArrayMetadataOptions {
+pub(crate) fn metadata_options() -> ArrayMetadataOptions {
     // Keep zarr.json free of the zarrs version: stores written by two builds stay identical.
     ArrayMetadataOptions::default().with_include_zarrs_metadata(false)
 }
@@ -102,6 +102,32 @@ impl FeatureStore {
     /// attributes `attrs` (written once; the store adds its `weld_cache_store` entry with the
     /// format version). Error if `path` exists.
     pub fn create(path: &Path, n_samples: usize, attrs: Map<String, Value>) -> Result<Self> {
+        Self::create_with(path, n_samples, attrs, &[])
+    }
+
+    /// [`create`](Self::create) with 1-D coordinate arrays of the sample axis (e.g. the sample
+    /// key as `sample`, `class_code`, `split`; each `n_samples` long), written complete with the
+    /// group before the store appears. The group attribute `coordinates` names those other than
+    /// `sample`, so that xarray opens them as coordinates.
+    pub fn create_with(
+        path: &Path,
+        n_samples: usize,
+        attrs: Map<String, Value>,
+        coords: &[Coord],
+    ) -> Result<Self> {
+        for c in coords {
+            validate_name(&c.name)?;
+            if c.values.len() != n_samples {
+                return Err(StoreError::BadSpec {
+                    array: c.name.clone(),
+                    reason: format!(
+                        "coordinate of {} values for {n_samples} samples",
+                        c.values.len()
+                    ),
+                }
+                .into());
+            }
+        }
         if attrs.contains_key(STORE_ATTR) {
             return Err(StoreError::ReservedAttr {
                 key: STORE_ATTR.to_string(),
@@ -131,10 +157,22 @@ impl FeatureStore {
                 STORE_ATTR.into(),
                 json!({"format_version": FORMAT_VERSION, "n_samples": n_samples}),
             );
+            let others: Vec<&str> = coords
+                .iter()
+                .map(|c| c.name.as_str())
+                .filter(|n| *n != dims::SAMPLE_DIM)
+                .collect();
+            if !others.is_empty() && n_samples > 0 {
+                full.insert("coordinates".into(), json!(others.join(" ")));
+            }
             full.extend(attrs);
-            let markers = tmp.join(MARKER_DIR);
-            std::fs::create_dir(&markers).map_err(|e| Error::io(&markers, e))?;
-            write_group_meta(&tmp, full)
+            write_group_meta(&tmp, full)?;
+            if n_samples > 0 {
+                for c in coords {
+                    write_coord(&tmp, c, dims::SAMPLE_DIM)?;
+                }
+            }
+            fsync_tree(&tmp)
         })();
         if let Err(e) = prepared {
             let _ = std::fs::remove_dir_all(&tmp);
@@ -177,8 +215,19 @@ impl FeatureStore {
         n_samples: usize,
         attrs: Map<String, Value>,
     ) -> Result<Self> {
+        Self::open_or_create_with(path, n_samples, attrs, &[])
+    }
+
+    /// [`open_or_create`](Self::open_or_create) with the coordinate arrays of
+    /// [`create_with`](Self::create_with) (written only when the store is created).
+    pub fn open_or_create_with(
+        path: &Path,
+        n_samples: usize,
+        attrs: Map<String, Value>,
+        coords: &[Coord],
+    ) -> Result<Self> {
         if !path.join("zarr.json").exists() {
-            match Self::create(path, n_samples, attrs.clone()) {
+            match Self::create_with(path, n_samples, attrs.clone(), coords) {
                 Ok(s) => return Ok(s),
                 // Another process created it first: open and compare below.
                 Err(Error::Store(StoreError::AlreadyExists { .. })) => {}
@@ -258,7 +307,7 @@ impl FeatureStore {
         .into())
     }
 
-    fn ensure_parent_groups(&self, name: &str) -> Result<()> {
+    pub(crate) fn ensure_parent_groups(&self, name: &str) -> Result<()> {
         let parts: Vec<&str> = name.split('/').collect();
         for k in 1..parts.len() {
             let rel = parts[..k].join("/");
@@ -314,9 +363,11 @@ impl FeatureStore {
                 StoreDtype::Bf16 => zarrs::array::data_type::bfloat16(),
                 StoreDtype::F32 => zarrs::array::data_type::float32(),
             };
+            let names = dims::dimension_names(&spec.name, spec.sample_shape.len());
             let array = ArrayBuilder::new(shape, chunk, data_type, 0.0f32)
                 .array_to_bytes_codec(Arc::new(BytesCodec::little()))
                 .bytes_to_bytes_codecs(vec![])
+                .dimension_names(Some(names))
                 .build(fs_store(&tmp)?, "/")
                 .map_err(|e| zarrs_err(dir, e))?;
             array
@@ -512,11 +563,34 @@ impl FeatureStore {
             found.push((array, index, self.chunk_marker(array, index)?));
         }
         markers::write_markers(&self.root, &found)?;
-        let mut pending = self.pending.lock().unwrap();
+        {
+            let mut pending = self.pending.lock().unwrap();
+            for &(array, index) in items {
+                pending.remove(&(array.to_string(), index));
+            }
+        }
         for &(array, index) in items {
-            pending.remove(&(array.to_string(), index));
+            markers::remove_fault(&self.root, array, index)?;
         }
         Ok(())
+    }
+
+    /// Records that sample `index` of `array` could not be extracted: a fault marker holding
+    /// `fault` (stage, file, reason), written atomically. The sample stays not done; writing it
+    /// later removes the fault marker. A done sample is never marked faulted.
+    pub fn mark_faulted(&self, array: &str, index: usize, fault: &Value) -> Result<()> {
+        self.handle(array)?;
+        self.check_index(array, index)?;
+        if self.is_done(array, index) {
+            return Ok(());
+        }
+        markers::write_fault(&self.root, array, index, fault)
+    }
+
+    /// The fault markers of `array`: (sample index, recorded fault), ascending.
+    pub fn faults(&self, array: &str) -> Result<Vec<(usize, Value)>> {
+        self.handle(array)?;
+        markers::list_faults(&self.root, array, self.n_samples)
     }
 
     /// The marker of a written chunk (checked to exist with the right size).
@@ -595,21 +669,6 @@ impl FeatureStore {
         markers::read_marker(&self.root, array, index)
     }
 
-    /// Writes a side file (e.g. `extract_report.json`, `reports/shard_0.json`) inside the store
-    /// atomically. `name` follows the array naming rules and must not be a zarr node.
-    pub fn write_json(&self, name: &str, v: &Value) -> Result<()> {
-        validate_name(name)?;
-        let path = self.root.join(name);
-        if path.is_dir() {
-            return Err(StoreError::BadName {
-                name: name.into(),
-                reason: "a folder of the store has this name".into(),
-            }
-            .into());
-        }
-        write_atomic(&path, &to_json_bytes(v))
-    }
-
     /// Temporary files and folders left inside the store by killed writers (see
     /// [`remove_leftovers`](Self::remove_leftovers)). Harmless: readers ignore them.
     pub fn leftovers(&self) -> Result<Vec<PathBuf>> {
@@ -634,16 +693,6 @@ impl FeatureStore {
             }
         }
         Ok(found)
-    }
-
-    /// Reads a side file written by [`write_json`](Self::write_json); `None` if absent.
-    pub fn read_json(&self, name: &str) -> Result<Option<Value>> {
-        validate_name(name)?;
-        let path = self.root.join(name);
-        if !path.is_file() {
-            return Ok(None);
-        }
-        super::fsutil::read_json(&path).map(Some)
     }
 }
 

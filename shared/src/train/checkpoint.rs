@@ -76,11 +76,11 @@ pub fn load(path: &Path) -> Result<(HashMap<String, Tensor>, TrainState)> {
     let mut tensors: HashMap<String, Tensor> = Tensor::read_safetensors(path)
         .map_err(|e| {
             let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-            let why = e.to_string();
-            let hint = if why.contains("MetadataIncompleteBuffer") || why.contains("Incomplete") {
-                format!("the file is truncated ({size} bytes; a write was cut short)")
-            } else {
-                format!("not a readable safetensors file ({why})")
+            let hint = match expected_len(path) {
+                Some(want) if want > size => {
+                    format!("the file is truncated ({size} bytes of {want}; a write was cut short)")
+                }
+                _ => format!("not a readable safetensors file ({e})"),
             };
             Error::Msg(format!(
                 "{}: cannot read checkpoint: {hint}. Delete it and train again, or resume from \
@@ -117,4 +117,26 @@ pub fn check_fingerprint(path: &Path, state: &TrainState, store_fingerprint: &st
         });
     }
     Ok(())
+}
+
+/// The length a safetensors file declares: 8 + header length + the end of its last tensor;
+/// the header length alone (+ 8) when the header itself is cut off.
+fn expected_len(path: &Path) -> Option<u64> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).ok()?;
+    let mut n = [0u8; 8];
+    f.read_exact(&mut n).ok()?;
+    let n = u64::from_le_bytes(n);
+    let mut header = vec![0u8; n.min(1 << 30) as usize];
+    if f.read_exact(&mut header).is_err() {
+        return Some(8 + n);
+    }
+    let v: serde_json::Value = serde_json::from_slice(&header).ok()?;
+    let end = v
+        .as_object()?
+        .values()
+        .filter_map(|t| t.get("data_offsets")?.get(1)?.as_u64())
+        .max()
+        .unwrap_or(0);
+    Some(8 + n + end)
 }

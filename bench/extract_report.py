@@ -13,7 +13,9 @@ for line in open(os.path.join(w, "walls.txt")):
 
 
 def report(name):
-    return json.load(open(os.path.join(w, f"{name}.zarr", "extract_report.json")))
+    # store format 2: the run report is the `report` attribute of the `reports/extract` group
+    group = json.load(open(os.path.join(w, f"{name}.zarr", "reports", "extract", "zarr.json")))
+    return group["attributes"]["report"]
 
 
 def stages(name):

@@ -1,6 +1,6 @@
 //! `extract run --tensorboard DIR`: each invocation appends one step of per-stage throughput,
 //! read back with Python `tensorboard`'s reader (tests/oracle/tb_events.py) and equal to the
-//! run's `extract_report.json`; a rerun (everything already done) is the next step.
+//! run's report (`reports/extract` group attribute); a rerun (everything already done) is the next step.
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -58,7 +58,11 @@ fn run(data: &Path, models: &Path, store: &Path, tb: &Path) -> Value {
     let out = extract(&args.iter().map(String::as_str).collect::<Vec<_>>());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("throughput logged to TensorBoard"), "{err}");
-    serde_json::from_slice(&std::fs::read(store.join("extract_report.json")).unwrap()).unwrap()
+    // the run's report: the `report` attribute of the store's `reports/extract` group
+    let group: Value =
+        serde_json::from_slice(&std::fs::read(store.join("reports/extract/zarr.json")).unwrap())
+            .unwrap();
+    group["attributes"]["report"].clone()
 }
 
 #[test]

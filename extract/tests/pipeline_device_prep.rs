@@ -27,7 +27,8 @@ fn snapshot(store: &Path) -> BTreeMap<String, Vec<u8>> {
                 walk(root, &p, out);
             } else {
                 let rel = p.strip_prefix(root).unwrap().display().to_string();
-                if !rel.starts_with("extract_report") {
+                // run reports (timings) are the attributes of the `reports/` groups
+                if !rel.starts_with("reports/") {
                     out.insert(rel, std::fs::read(&p).unwrap());
                 }
             }
@@ -103,9 +104,11 @@ fn device_and_cpu_preprocessing_give_identical_stores_on_cpu() {
         );
     }
     // the report carries the per-stage CPU accounting
-    let rep: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dev.join("extract_report.json")).unwrap())
-            .unwrap();
+    let group: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dev.join("reports/extract/zarr.json")).unwrap(),
+    )
+    .unwrap();
+    let rep = &group["attributes"]["report"];
     for s in rep["stages"].as_array().unwrap() {
         assert_eq!(s["prepared"].as_u64().unwrap(), 6, "{s}");
         assert!(s["prepare_cpu_seconds"].as_f64().unwrap() > 0.0, "{s}");

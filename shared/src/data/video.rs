@@ -91,6 +91,33 @@ fn info_of(cap: &VideoCapture, path: &Path, sample: &str) -> Result<VideoInfo, S
     Ok(info)
 }
 
+/// Seeks `cap` so that the next read returns frame `i` (`CAP_PROP_POS_FRAMES`).
+fn seek(cap: &mut VideoCapture, i: usize) -> Result<(), String> {
+    let ok = cap
+        .set(videoio::CAP_PROP_POS_FRAMES, i as f64)
+        .map_err(|e| format!("seek to frame {i}: {e}"))?;
+    if !ok {
+        return Err(format!("cannot seek to frame {i}"));
+    }
+    Ok(())
+}
+
+/// Reads the next frame (index `i` of `frames`) into `bgr`; an empty frame is an error.
+fn read_frame(
+    cap: &mut VideoCapture,
+    bgr: &mut Mat,
+    i: usize,
+    frames: usize,
+) -> Result<(), String> {
+    let ok = cap.read(bgr).map_err(|e| format!("read frame {i}: {e}"))?;
+    if !ok || bgr.empty() {
+        return Err(format!(
+            "cannot read frame {i} of {frames} (truncated or corrupt)"
+        ));
+    }
+    Ok(())
+}
+
 /// Read `n_frames` frames at [`uniform_indices`]`(frame_count, n_frames)`, seeking with
 /// `CAP_PROP_POS_FRAMES` (sequential reads when the next index follows), converted BGR -> RGB
 /// (opencv already returns gray video as 3 equal channels; a 1-channel frame is replicated).
@@ -122,22 +149,9 @@ pub fn read_video_frames(
             }
         }
         if next_pos != Some(i) {
-            let ok = cap
-                .set(videoio::CAP_PROP_POS_FRAMES, i as f64)
-                .map_err(|e| err(format!("seek to frame {i}: {e}")))?;
-            if !ok {
-                return Err(err(format!("cannot seek to frame {i}")));
-            }
+            seek(&mut cap, i).map_err(err)?;
         }
-        let ok = cap
-            .read(&mut bgr)
-            .map_err(|e| err(format!("read frame {i}: {e}")))?;
-        if !ok || bgr.empty() {
-            return Err(err(format!(
-                "cannot read frame {i} of {} (truncated or corrupt)",
-                info.frames
-            )));
-        }
+        read_frame(&mut cap, &mut bgr, i, info.frames).map_err(err)?;
         next_pos = Some(i + 1);
         let code = match bgr.channels() {
             3 => imgproc::COLOR_BGR2RGB,
@@ -309,23 +323,10 @@ fn read_opencv_u8(path: &Path, n_frames: usize, sample: &str) -> Result<VideoU8,
                 }
             }
             _ => {
-                let ok = cap
-                    .set(videoio::CAP_PROP_POS_FRAMES, i as f64)
-                    .map_err(|e| err(format!("seek to frame {i}: {e}")))?;
-                if !ok {
-                    return Err(err(format!("cannot seek to frame {i}")));
-                }
+                seek(&mut cap, i).map_err(err)?;
             }
         }
-        let ok = cap
-            .read(&mut bgr)
-            .map_err(|e| err(format!("read frame {i}: {e}")))?;
-        if !ok || bgr.empty() {
-            return Err(err(format!(
-                "cannot read frame {i} of {} (truncated or corrupt)",
-                info.frames
-            )));
-        }
+        read_frame(&mut cap, &mut bgr, i, info.frames).map_err(err)?;
         next_pos = Some(i + 1);
         let m = match bgr.channels() {
             3 => &bgr,

@@ -4,17 +4,26 @@
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$ROOT"
+T0=$SECONDS
+LAST=$SECONDS
+# phase NAME: prints how long the previous phase took (the suite must stay well inside CI's time)
+phase() { echo "[test] $(( SECONDS - LAST )) s; next: $1 (at $(( SECONDS - T0 )) s)"; LAST=$SECONDS; }
 bash scripts/setup.sh --test
-echo "[test] cargo fmt --check"
+phase "cargo fmt --check"
 cargo fmt --all -- --check
-echo "[test] cargo clippy"
+phase "cargo clippy"
 cargo clippy --release --workspace --all-targets -- -D warnings
+phase "artifacts"
 echo "[test] the shipped binaries: train-head and the decoder-free extract hold no OpenCV/symphonia"
 bash scripts/check_artifacts.sh
 echo "[test] cargo test (one package at a time: a workspace build would unify the features)"
+phase "cargo test -p weld-cache"
 cargo test --release -p weld-cache --features extract --no-fail-fast -- --test-threads=2
+phase "cargo test -p extract"
 cargo test --release -p extract --no-fail-fast -- --test-threads=2
+phase "cargo test -p train-head"
 cargo test --release -p train-head --no-fail-fast -- --test-threads=2
+phase "demo"
 echo "[test] demo end to end at small scale (synth -> init-models -> extract -> verify -> train-head -> sweep)"
 bash scripts/demo.sh 160 > target/demo_test.log 2>&1 || { tail -40 target/demo_test.log; exit 1; }
 "$WELD_PYTHON" - <<'PY'
@@ -29,4 +38,6 @@ print(f"demo sweep: {len(rows)} trials x 2 seeds, best VAL I-AUROC {float(rows[0
 PY
 echo "[test] the shipped binaries again (demo.sh rebuilt them through setup.sh after cargo test relinked them)"
 bash scripts/check_artifacts.sh
+phase "end"
+echo "[test] total $(( SECONDS - T0 )) s"
 echo "demo: 1 passed, 0 failed"

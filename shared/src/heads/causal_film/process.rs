@@ -204,10 +204,11 @@ mod tests {
                 assert!(a.equal(b), "layer {i} differs from layer 0");
             }
         }
-        // drawn apart: the weight matrices differ, and layer 0 is the same draw either way
+        // drawn apart: the weight matrices differ (whether layer 0 is the same draw either way is
+        // not asserted: the default generator is global and other test threads draw from it)
         let w = |e: &ProcessEncoder, i: usize| e.layers[i].self_attn.in_proj_weight.shallow_clone();
         assert!(!w(&apart, 1).equal(&w(&apart, 0)));
-        assert!(w(&apart, 0).equal(&w(&same, 0)));
+        assert!(!w(&apart, 2).equal(&w(&apart, 1)));
         // the copies share no storage with layer 0 (training moves them apart)
         assert_ne!(w(&same, 1).data_ptr(), w(&same, 0).data_ptr());
     }

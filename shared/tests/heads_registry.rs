@@ -74,6 +74,7 @@ fn an_extra_fit_once_head_runs_through_the_registry_runner() {
     let entry = Entry {
         name: DistToMean::NAME,
         run: run_bank::<DistToMean>,
+        reads_store: true,
     };
     let setup = Setup {
         doc: &doc,

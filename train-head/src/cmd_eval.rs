@@ -10,9 +10,10 @@ use weld_cache::train::{Outcome, RunMetrics, Setup, Task};
 
 #[derive(Args)]
 pub struct EvalArgs {
-    /// Feature store folder; must be the store the run was trained on
+    /// Feature store folder; must be the store the run was trained on (not needed by
+    /// `late-fusion`, which reads its runs' scores)
     #[arg(long)]
-    store: PathBuf,
+    store: Option<PathBuf>,
     /// Run folder written by `train-head train`
     #[arg(long)]
     run: PathBuf,
@@ -50,9 +51,15 @@ pub fn run(args: EvalArgs) -> Result<()> {
         .with_context(|| format!("reading {}", cfg_path.display()))?;
     let doc: toml::Value =
         toml::from_str(&text).with_context(|| format!("parsing {}", cfg_path.display()))?;
+    let entry = registry::lookup(&registry::head_name(&doc)?)?;
+    let store = match (&args.store, entry.reads_store) {
+        (Some(s), _) => s.clone(),
+        (None, false) => PathBuf::new(),
+        (None, true) => bail!("--store STORE is required for head `{}`", entry.name),
+    };
     let setup = Setup {
         doc: &doc,
-        store: &args.store,
+        store: &store,
         device: weld_cache::device::parse_device(&args.device)?,
         resident: args.resident,
         verbose: true,

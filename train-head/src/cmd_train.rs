@@ -9,9 +9,10 @@ use weld_cache::train::{Event, FitOutcome, Outcome, RunOptions, Setup, Task, Tra
 
 #[derive(Args)]
 pub struct TrainArgs {
-    /// Feature store folder (written by `extract run` or `train-head synth-store`)
+    /// Feature store folder (written by `extract run` or `train-head synth-store`); every head
+    /// but `late-fusion` (which reads finished runs) needs one
     #[arg(long)]
-    store: PathBuf,
+    store: Option<PathBuf>,
     /// TOML config (`head`, `[train]` and the head's tables; see configs/)
     #[arg(long)]
     config: PathBuf,
@@ -24,6 +25,12 @@ pub struct TrainArgs {
     /// Head to train (written into the resolved config as `head`); default: the config's `head`
     #[arg(long)]
     head: Option<String>,
+    /// late-fusion: the finished runs whose scores.csv are fused (sets `late_fusion.runs`)
+    #[arg(long, num_args = 1.., value_name = "RUN")]
+    runs: Vec<PathBuf>,
+    /// ae: the single modality (sets `ae.modality`): video, audio, image or sensor
+    #[arg(long, value_name = "MODALITY")]
+    modality: Option<String>,
     /// Continue from RUN/last.safetensors
     #[arg(long)]
     resume: bool,
@@ -56,6 +63,20 @@ pub fn resolve_config(
     }
     registry::lookup(&registry::head_name(&doc)?)?;
     Ok(doc)
+}
+
+/// Sets `[table] key = value`, creating the table (a flag's value, e.g. `--runs`, whether or not
+/// the config file has the key).
+fn insert(doc: &mut toml::Value, table: &str, key: &str, value: toml::Value) -> Result<()> {
+    let t = doc
+        .as_table_mut()
+        .context("config is not a table")?
+        .entry(table)
+        .or_insert_with(|| toml::Value::Table(Default::default()))
+        .as_table_mut()
+        .with_context(|| format!("config key `{table}` is not a table"))?;
+    t.insert(key.to_string(), value);
+    Ok(())
 }
 
 /// `1.2345e-7` for small magnitudes, `0.1234` otherwise: every loss term stays readable.
@@ -134,18 +155,42 @@ fn on_event(total: usize) -> impl FnMut(Event) {
 
 pub fn run(args: TrainArgs) -> Result<()> {
     set_threads(args.threads)?;
-    let doc = resolve_config(&args.config, &args.sets, args.head.as_deref())?;
-    let cfg = TrainConfig::from_doc(&doc).with_context(|| args.config.display().to_string())?;
+    let mut doc = resolve_config(&args.config, &args.sets, args.head.as_deref())?;
+    if !args.runs.is_empty() {
+        let list = args
+            .runs
+            .iter()
+            .map(|r| toml::Value::String(r.display().to_string()))
+            .collect();
+        insert(&mut doc, "late_fusion", "runs", toml::Value::Array(list))?;
+    }
+    if let Some(m) = &args.modality {
+        insert(&mut doc, "ae", "modality", toml::Value::String(m.clone()))?;
+    }
+    let entry = registry::lookup(&registry::head_name(&doc)?)?;
+    let store = match (&args.store, entry.reads_store) {
+        (Some(s), _) => s.clone(),
+        (None, false) => PathBuf::new(),
+        (None, true) => anyhow::bail!("--store STORE is required for head `{}`", entry.name),
+    };
+    // the epoch count for the progress lines; a head without a [train] table has no epochs
+    let epochs = if doc.get("train").is_some() || entry.reads_store {
+        TrainConfig::from_doc(&doc)
+            .with_context(|| args.config.display().to_string())?
+            .epochs
+    } else {
+        0
+    };
     let device = weld_cache::device::parse_device(&args.device)?;
     let config_text = toml::to_string(&doc).context("serialising the resolved config")?;
     let setup = Setup {
         doc: &doc,
-        store: &args.store,
+        store: &store,
         device,
         resident: args.resident,
         verbose: true,
     };
-    let mut events = on_event(cfg.epochs);
+    let mut events = on_event(epochs);
     let task = Task::Train {
         opts: RunOptions {
             out: args.out.clone(),

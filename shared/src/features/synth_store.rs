@@ -8,10 +8,14 @@
 //! `token_layers` are stored as `image/tokens_L{i}`. A defect of class `c` adds `shift * u_c`
 //! (fixed random unit direction per class) to the image tokens only: the result no longer
 //! follows from the process, which is what Causal-FiLM scores. TRAIN is all good.
+//! `video/frame_dino` `[frames, Di]` (per-frame DINOv3-like features of the video) follows the
+//! latent through its own maps and carries half the defect offset (a defect is partly visible
+//! while welding); it is drawn from a second random stream, so the other arrays do not depend on
+//! whether it is written.
 //! Writes the `samples` attribute, the sample coordinates and `text/embed` as `extract run` does.
 use crate::schema::{
     image_tokens_name, SampleRow, Split, AUDIO_STARTS, AUDIO_TOKENS, IMAGE_POOLED, SAMPLES_ATTR,
-    SENSOR_RAW, VIDEO_TOKENS,
+    SENSOR_RAW, VIDEO_FRAME_DINO, VIDEO_TOKENS,
 };
 use crate::store::{ArraySpec, FeatureStore, StoreDtype};
 use crate::{Error, Result};
@@ -52,6 +56,9 @@ pub struct SynthStoreSpec {
     pub sensor_len: usize,
     pub sensor_channels: usize,
     pub text_dim: usize,
+    /// frames of `video/frame_dino` (`[frames, image_dim]`); 0 leaves the array out
+    #[serde(default = "default_frames")]
+    pub frames: usize,
     pub shift: f32,
     pub noise: f32,
     pub dtype: StoreDtype,
@@ -82,12 +89,17 @@ impl Default for SynthStoreSpec {
             sensor_len: 128,
             sensor_channels: 6,
             text_dim: 16,
+            frames: default_frames(),
             shift: 3.0,
             noise: 0.3,
             dtype: StoreDtype::F16,
             seed: 7,
         }
     }
+}
+
+fn default_frames() -> usize {
+    4
 }
 
 struct Gen {
@@ -203,6 +215,24 @@ pub fn write_synth_store(path: &Path, s: &SynthStoreSpec) -> Result<()> {
     for spec in &specs {
         store.ensure_array(spec)?;
     }
+    if s.frames > 0 {
+        store.ensure_array(&ArraySpec::new(
+            VIDEO_FRAME_DINO,
+            &[s.frames, s.image_dim],
+            d,
+        ))?;
+    }
+    let mut g2 = Gen {
+        rng: ChaCha8Rng::seed_from_u64(s.seed ^ 0x9e37_79b9_7f4a_7c15),
+    };
+    let wf: Vec<Vec<f32>> = (0..s.frames)
+        .map(|_| {
+            g2.normal(s.rank * s.image_dim)
+                .iter()
+                .map(|x| x * scale)
+                .collect()
+        })
+        .collect();
     for &l in &s.token_layers {
         store.ensure_array(&ArraySpec::new(
             image_tokens_name(l as i64),
@@ -264,6 +294,22 @@ pub fn write_synth_store(path: &Path, s: &SynthStoreSpec) -> Result<()> {
                 store.write_sample(&name, i, &toks)?;
                 store.mark_done(&name, i)?;
             }
+        }
+        if s.frames > 0 {
+            let mut frames = Vec::with_capacity(s.frames * s.image_dim);
+            for w in &wf {
+                let e = g2.normal(s.image_dim);
+                for (k, b) in project(&z, w, s.image_dim).iter().enumerate() {
+                    let offset = if class > 0 {
+                        0.5 * s.shift * dirs[class as usize - 1][k]
+                    } else {
+                        0.0
+                    };
+                    frames.push(b + s.noise * e[k] + offset);
+                }
+            }
+            store.write_sample(VIDEO_FRAME_DINO, i, &frames)?;
+            store.mark_done(VIDEO_FRAME_DINO, i)?;
         }
         let starts: Vec<f32> = (0..s.audio_windows).map(|w| w as f32 * 1.5).collect();
         for (name, data) in [

@@ -7,11 +7,16 @@
 //! its batch ([`Head::make_batch`]) and scores it. Two ways to learn:
 //! - [`GradientHead`]: a loss minimised by the training loop (AdamW, schedule, EMA, early stop);
 //! - [`BankHead`]: fitted once on TRAIN (a feature bank, a Gaussian): no optimiser, no epochs.
+pub mod ae;
 pub mod causal_film;
+pub mod concat_mlp;
 pub mod gaussian;
+pub mod knn;
+pub mod late_fusion;
 pub mod mlp_ae;
 pub mod pooled;
 pub mod registry;
+pub mod video_ae;
 
 use crate::features::{Inputs, Needs, StoreFeeder};
 use crate::{Error, Result};

@@ -1,8 +1,14 @@
 //! Every head the binaries know, by name. Adding a head: its folder under `heads/` and one line
-//! here (a gradient-trained head uses [`run_gradient`], a fit-once head [`run_bank`]).
+//! here (a gradient-trained head uses [`run_gradient`], a fit-once head [`run_bank`]; a fusion
+//! of finished runs has a runner of its own and reads no store).
+use crate::heads::ae::Ae;
 use crate::heads::causal_film::CausalFilmHead;
+use crate::heads::concat_mlp::ConcatMlp;
 use crate::heads::gaussian::Gaussian;
+use crate::heads::knn::Knn;
+use crate::heads::late_fusion;
 use crate::heads::mlp_ae::MlpAe;
+use crate::heads::video_ae::VideoAe;
 use crate::heads::Head;
 use crate::train::driver::{run_bank, run_gradient, Outcome, Setup, Task};
 use crate::{Error, Result};
@@ -14,6 +20,8 @@ pub type Runner = fn(&Setup, Task) -> Result<Outcome>;
 pub struct Entry {
     pub name: &'static str,
     pub run: Runner,
+    /// whether the head reads a feature store (`late-fusion` reads finished runs instead)
+    pub reads_store: bool,
 }
 
 /// The registry.
@@ -21,14 +29,42 @@ pub const HEADS: &[Entry] = &[
     Entry {
         name: CausalFilmHead::NAME,
         run: run_gradient::<CausalFilmHead>,
+        reads_store: true,
     },
     Entry {
         name: MlpAe::NAME,
         run: run_gradient::<MlpAe>,
+        reads_store: true,
+    },
+    Entry {
+        name: VideoAe::NAME,
+        run: run_gradient::<VideoAe>,
+        reads_store: true,
+    },
+    Entry {
+        name: Ae::NAME,
+        run: run_gradient::<Ae>,
+        reads_store: true,
+    },
+    Entry {
+        name: ConcatMlp::NAME,
+        run: run_gradient::<ConcatMlp>,
+        reads_store: true,
     },
     Entry {
         name: Gaussian::NAME,
         run: run_bank::<Gaussian>,
+        reads_store: true,
+    },
+    Entry {
+        name: Knn::NAME,
+        run: run_bank::<Knn>,
+        reads_store: true,
+    },
+    Entry {
+        name: late_fusion::NAME,
+        run: late_fusion::run,
+        reads_store: false,
     },
 ];
 

@@ -36,6 +36,31 @@ impl Head for MlpAe {
     }
 
     fn build(p: &nn::Path, cfg: &MlpAeConfig, ctx: &StoreContext) -> Result<Self> {
+        MlpAe::on_store(p, cfg, ctx)
+    }
+
+    fn make_batch(&self, fed: Vec<Tensor>) -> Result<Tensor> {
+        crate::heads::expect_inputs(Self::NAME, &fed, self.features.len())?;
+        Ok((concat(&fed) - &self.norm_mean) / &self.norm_std)
+    }
+
+    fn score(&self, x: &Tensor) -> Tensor {
+        self.score_of(x)
+    }
+
+    fn diagnostics(&self, x: &Tensor) -> Named {
+        self.diagnostics_of(x)
+    }
+
+    fn describe(&self, vs: &nn::VarStore) -> String {
+        self.describe_as(Self::NAME, vs)
+    }
+}
+
+impl MlpAe {
+    /// Builds the autoencoder for the concatenated pooled inputs of `cfg.features` and sets its
+    /// standardisation to the TRAIN mean and standard deviation (ddof 0) of those inputs.
+    pub fn on_store(p: &nn::Path, cfg: &MlpAeConfig, ctx: &StoreContext) -> Result<Self> {
         let f = ctx.feeder;
         let dim: i64 = (0..cfg.features.len())
             .map(|i| *f.input_shape(i).last().unwrap_or(&0))
@@ -53,27 +78,15 @@ impl Head for MlpAe {
         Ok(head)
     }
 
-    fn make_batch(&self, fed: Vec<Tensor>) -> Result<Tensor> {
-        crate::heads::expect_inputs(Self::NAME, &fed, self.features.len())?;
-        Ok((concat(&fed) - &self.norm_mean) / &self.norm_std)
-    }
-
-    fn score(&self, x: &Tensor) -> Tensor {
-        self.score_of(x)
-    }
-
-    fn diagnostics(&self, x: &Tensor) -> Named {
-        self.diagnostics_of(x)
-    }
-
-    fn describe(&self, vs: &nn::VarStore) -> String {
+    /// The model's description line (shared by the heads built on it).
+    pub fn describe_as(&self, name: &str, vs: &nn::VarStore) -> String {
         let n: i64 = vs
             .trainable_variables()
             .iter()
             .map(|t| t.numel() as i64)
             .sum();
         format!(
-            "mlp-ae: {} input features, {n} trainable parameters\n",
+            "{name}: {} input features, {n} trainable parameters\n",
             self.norm_mean.size()[0]
         )
     }

@@ -10,6 +10,7 @@
 //! Training: input dropout (denoising), MSE reconstruction. Score: per-sample mean squared
 //! reconstruction error of the clean input.
 mod head;
+pub mod preset;
 
 use serde::{Deserialize, Serialize};
 use tch::{nn, nn::Module, Tensor};

@@ -1,0 +1,206 @@
+//! Every head of the registry trains and evaluates through `train-head train` on the synthetic
+//! store (tiny sizes), writing metrics.json, scores.csv and run.json; `late-fusion` of two runs
+//! equals the z-score sum computed here from their scores.csv (TRAIN mean and ddof-0 standard
+//! deviation per run), and `eval` reproduces it; `compare` tabulates every run in one table.
+mod common;
+
+use common::{bin, failed, json, ok, setup, CAUSAL_FILM, MLP_AE};
+use std::collections::HashMap;
+use std::path::Path;
+
+fn train_table() -> &'static str {
+    &MLP_AE[MLP_AE.find("[train]").unwrap()..]
+}
+
+fn train(dir: &Path, store: &Path, name: &str, config: &str, extra: &[&str]) -> std::path::PathBuf {
+    let cfg = dir.join(format!("{name}.toml"));
+    std::fs::write(&cfg, config).unwrap();
+    let out = dir.join(name);
+    ok(bin()
+        .args(["train", "--store"])
+        .arg(store)
+        .arg("--config")
+        .arg(&cfg)
+        .arg("--out")
+        .arg(&out)
+        .args(extra)
+        .output()
+        .unwrap());
+    for f in ["metrics.json", "scores.csv", "run.json", "plots/roc.png"] {
+        assert!(out.join(f).exists(), "{name}: no {f}");
+    }
+    out
+}
+
+/// key -> (split, score) of a run's scores.csv
+fn scores(run: &Path) -> HashMap<String, (String, f64)> {
+    let text = std::fs::read_to_string(run.join("scores.csv")).unwrap();
+    let mut lines = text.lines();
+    let head: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(&head[..4], ["key", "split", "class", "score"]);
+    lines
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[0].to_string(), (f[1].to_string(), f[3].parse().unwrap()))
+        })
+        .collect()
+}
+
+#[test]
+fn every_head_trains_then_fuses_and_compares() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (store, _) = setup(dir, MLP_AE);
+    let t = train_table();
+    let ae = |table: &str, extra: &str| {
+        format!(
+            "head = \"{}\"\n[{table}]\nhidden = 16\nbottleneck = 4\n{extra}\n{t}",
+            table.replace('_', "-")
+        )
+    };
+    let mut runs = vec![
+        train(dir, &store, "causal-film", CAUSAL_FILM, &[]),
+        train(dir, &store, "mlp-ae", MLP_AE, &[]),
+        train(dir, &store, "video-ae", &ae("video_ae", ""), &[]),
+        train(dir, &store, "ae-audio", &ae("ae", ""), &["--modality", "audio"]),
+        train(
+            dir,
+            &store,
+            "ae-image",
+            &ae("ae", "image_layer = 2"),
+            &["--modality", "image"],
+        ),
+        train(dir, &store, "concat-mlp", &ae("concat_mlp", "image_layer = 2"), &[]),
+        train(
+            dir,
+            &store,
+            "gaussian",
+            &format!("head = \"gaussian\"\n[gaussian]\nfeatures = [{{ pooled = 2, stat = \"mean\" }}]\n{t}"),
+            &[],
+        ),
+        train(
+            dir,
+            &store,
+            "knn",
+            &format!("head = \"knn\"\n[knn]\nlayer = 2\nskip_tokens = 1\ncoreset_ratio = 0.2\n{t}"),
+            &[],
+        ),
+    ];
+    let heads: Vec<String> = runs
+        .iter()
+        .map(|r| {
+            json(&r.join("run.json"))["head"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        heads,
+        [
+            "causal-film",
+            "mlp-ae",
+            "video-ae",
+            "ae",
+            "ae",
+            "concat-mlp",
+            "gaussian",
+            "knn"
+        ]
+    );
+    // the image AE reads the pooled layer it was given, the audio AE the audio tokens
+    let ae_image = std::fs::read_to_string(runs[4].join("config.toml")).unwrap();
+    assert!(ae_image.contains("modality = \"image\""), "{ae_image}");
+
+    // ae without a modality names the flag
+    let cfg = dir.join("ae-none.toml");
+    std::fs::write(&cfg, ae("ae", "")).unwrap();
+    let err = failed(
+        bin()
+            .args(["train", "--store"])
+            .arg(&store)
+            .arg("--config")
+            .arg(&cfg)
+            .arg("--out")
+            .arg(dir.join("ae-none"))
+            .output()
+            .unwrap(),
+    );
+    assert!(err.contains("`modality` is required"), "{err}");
+
+    // late fusion of Causal-FiLM and the video AE (weights 1 and 0.5), no store
+    let cfg = dir.join("fusion.toml");
+    std::fs::write(
+        &cfg,
+        "head = \"late-fusion\"\n[late_fusion]\nweights = [1.0, 0.5]\n",
+    )
+    .unwrap();
+    let fused = dir.join("fusion");
+    ok(bin()
+        .args(["train", "--config"])
+        .arg(&cfg)
+        .arg("--out")
+        .arg(&fused)
+        .arg("--runs")
+        .arg(&runs[0])
+        .arg(&runs[2])
+        .output()
+        .unwrap());
+    let parts = [(scores(&runs[0]), 1.0), (scores(&runs[2]), 0.5)];
+    let stats: Vec<(f64, f64)> = parts
+        .iter()
+        .map(|(s, _)| {
+            let t: Vec<f64> = s
+                .values()
+                .filter(|(sp, _)| sp == "TRAIN")
+                .map(|v| v.1)
+                .collect();
+            let m = t.iter().sum::<f64>() / t.len() as f64;
+            let var = t.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / t.len() as f64;
+            (m, var.sqrt())
+        })
+        .collect();
+    let got = scores(&fused);
+    assert_eq!(got.len(), parts[0].0.len(), "every sample is fused");
+    for (key, (split, score)) in &got {
+        let want: f64 = parts
+            .iter()
+            .zip(&stats)
+            .map(|((s, w), (m, sd))| w * (s[key].1 - m) / sd)
+            .sum();
+        assert_eq!(split, &parts[0].0[key].0);
+        assert!(
+            (score - want).abs() < 1e-9,
+            "{key}: fused {score}, by hand {want}"
+        );
+    }
+    let out = ok(bin().args(["eval", "--run"]).arg(&fused).output().unwrap());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("identical to"), "{err}");
+    runs.push(fused);
+
+    // one table with every run
+    let table = dir.join("table");
+    let out = ok(bin()
+        .arg("compare")
+        .arg("--runs")
+        .args(&runs)
+        .arg("--out")
+        .arg(&table)
+        .output()
+        .unwrap());
+    let md = String::from_utf8_lossy(&out.stdout);
+    for h in [
+        "causal-film",
+        "video-ae",
+        "concat-mlp",
+        "gaussian",
+        "knn",
+        "late-fusion",
+    ] {
+        assert!(md.contains(h), "compare table lacks {h}:\n{md}");
+    }
+    let csv = std::fs::read_to_string(table.with_extension("csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + runs.len(), "{csv}");
+    assert!(table.with_extension("png").exists());
+}

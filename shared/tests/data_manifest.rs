@@ -150,3 +150,58 @@ fn rejects_bad_rows_naming_the_row() {
         other => panic!("{other:?}"),
     }
 }
+
+/// The shipped split puts most sessions (DIRECTORY) on both sides; `resplit --by-session` and
+/// `--supervised` put none, the former with only good welds in TRAIN, the latter with defects.
+#[test]
+fn real_manifest_sessions_and_resplit() {
+    use weld_cache::features::splits::{by_session, sessions_across};
+    use weld_cache::schema::SampleRow;
+    let m = Manifest::read(&real_manifest()).unwrap();
+    let table: Vec<SampleRow> = m
+        .samples
+        .iter()
+        .map(|r| SampleRow {
+            key: r.key.clone(),
+            id: r.id.clone(),
+            class_code: Some(r.class_code),
+            class_name: Some(r.class_name.clone()),
+            split: r.split,
+            session: Some(r.directory.clone()),
+        })
+        .collect();
+    let (across, total) = sessions_across(&table);
+    println!("shipped split: {across} of {total} sessions on more than one side");
+    assert_eq!((across, total), (215, 236));
+    for supervised in [false, true] {
+        let rows = by_session(&table, supervised, [0.6, 0.2, 0.2], 0).unwrap();
+        assert_eq!(rows.len(), table.len());
+        let new: HashMap<&str, Split> = rows.iter().map(|(k, s)| (k.as_str(), *s)).collect();
+        let mut t = table.clone();
+        for r in t.iter_mut() {
+            r.split = new[r.key.as_str()];
+        }
+        assert_eq!(sessions_across(&t).0, 0, "supervised {supervised}");
+        let train_defects = t
+            .iter()
+            .filter(|r| r.split == Split::Train && r.class_code != Some(0))
+            .count();
+        for s in [Split::Train, Split::Val, Split::Test] {
+            let n = t.iter().filter(|r| r.split == s).count();
+            let bad = t
+                .iter()
+                .filter(|r| r.split == s && r.class_code != Some(0))
+                .count();
+            println!("supervised {supervised}: {s} {n} ({bad} defective)");
+            assert!(n > 0);
+            if s != Split::Train {
+                assert!(bad > 0, "{s} has no defect");
+            }
+        }
+        if supervised {
+            assert!(train_defects > 0, "a supervised split has defects in TRAIN");
+        } else {
+            assert_eq!(train_defects, 0, "TRAIN holds only good welds");
+        }
+    }
+}

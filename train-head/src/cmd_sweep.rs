@@ -44,6 +44,10 @@ pub struct SweepArgs {
     /// Load each run's splits into device memory once
     #[arg(long)]
     resident: bool,
+    /// Train and evaluate every run on the splits of this `key,split` CSV (`train-head
+    /// resplit`) instead of the store's
+    #[arg(long, value_name = "CSV")]
+    split_file: Option<PathBuf>,
     /// libtorch threads per run (default: the machine's cores divided by --jobs)
     #[arg(long)]
     threads: Option<usize>,
@@ -85,6 +89,11 @@ fn make_plan(a: &SweepArgs) -> Result<Plan> {
         seeds,
         base_seed: base_seed as u64,
         trials,
+        split_file: a
+            .split_file
+            .as_deref()
+            .map(crate::cmd_train::absolute)
+            .transpose()?,
     })
 }
 
@@ -134,6 +143,9 @@ fn run_one(
         .args(["--device", device, "--threads", &threads.to_string()]);
     for s in &spec.sets {
         cmd.arg("--set").arg(s);
+    }
+    if let Some(f) = &plan.split_file {
+        cmd.arg("--split-file").arg(f);
     }
     if resident {
         cmd.arg("--resident");

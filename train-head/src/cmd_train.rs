@@ -28,6 +28,10 @@ pub struct TrainArgs {
     /// late-fusion: the finished runs whose scores.csv are fused (sets `late_fusion.runs`)
     #[arg(long, num_args = 1.., value_name = "RUN")]
     runs: Vec<PathBuf>,
+    /// Train and evaluate on the splits of this `key,split` CSV (`train-head resplit`) instead
+    /// of the store's; recorded in the run's config.toml (`split_file`), so eval uses it too
+    #[arg(long, value_name = "CSV")]
+    split_file: Option<PathBuf>,
     /// ae: the single modality (sets `ae.modality`): video, audio, image or sensor
     #[arg(long, value_name = "MODALITY")]
     modality: Option<String>,
@@ -63,6 +67,11 @@ pub fn resolve_config(
     }
     registry::lookup(&registry::head_name(&doc)?)?;
     Ok(doc)
+}
+
+/// The absolute path of an existing file (named in the error when it does not exist).
+pub fn absolute(p: &std::path::Path) -> Result<PathBuf> {
+    std::fs::canonicalize(p).with_context(|| format!("split file {}", p.display()))
 }
 
 /// Sets `[table] key = value`, creating the table (a flag's value, e.g. `--runs`, whether or not
@@ -163,6 +172,13 @@ pub fn run(args: TrainArgs) -> Result<()> {
             .map(|r| toml::Value::String(r.display().to_string()))
             .collect();
         insert(&mut doc, "late_fusion", "runs", toml::Value::Array(list))?;
+    }
+    if let Some(f) = &args.split_file {
+        let f = absolute(f)?;
+        doc.as_table_mut().context("config is not a table")?.insert(
+            "split_file".into(),
+            toml::Value::String(f.display().to_string()),
+        );
     }
     if let Some(m) = &args.modality {
         insert(&mut doc, "ae", "modality", toml::Value::String(m.clone()))?;

@@ -3,6 +3,7 @@
 //! holds no per-head code.
 mod cmd_compare;
 mod cmd_eval;
+mod cmd_resplit;
 mod cmd_sweep;
 mod cmd_synth_store;
 mod cmd_train;
@@ -35,6 +36,9 @@ enum Cmd {
     /// Tabulate finished runs of any heads: VAL/TEST metrics, per-class TEST AUROC, parameters,
     /// seconds (TABLE.md, .csv, .png).
     Compare(cmd_compare::CompareArgs),
+    /// Write a split that keeps every recording session on one side (or a supervised one), as
+    /// a `key,split` CSV for `--split-file`.
+    Resplit(cmd_resplit::ResplitArgs),
     /// Write a synthetic feature store (extractor schema, planted defects) for trials.
     SynthStore(cmd_synth_store::SynthStoreArgs),
 }
@@ -47,6 +51,7 @@ fn main() -> Result<()> {
         Cmd::Eval(a) => cmd_eval::run(a)?,
         Cmd::Sweep(a) => cmd_sweep::run(a)?,
         Cmd::Compare(a) => cmd_compare::run(a)?,
+        Cmd::Resplit(a) => cmd_resplit::run(a)?,
         Cmd::SynthStore(a) => cmd_synth_store::run(a)?,
     }
     Ok(())

@@ -204,3 +204,94 @@ fn every_head_trains_then_fuses_and_compares() {
     assert_eq!(csv.lines().count(), 1 + runs.len(), "{csv}");
     assert!(table.with_extension("png").exists());
 }
+
+/// `resplit --by-session` writes a split that keeps each session on one side (the synthetic
+/// store's sessions are blocks of 8 samples); training with `--split-file` uses it (scores.csv
+/// holds its splits), `eval` reproduces the run from the recorded `split_file`, and a split file
+/// naming keys of another store is refused.
+#[test]
+fn resplit_by_session_and_split_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (store, cfg) = setup(dir, MLP_AE);
+    let split = dir.join("split.csv");
+    let out = ok(bin()
+        .args(["resplit", "--by-session", "--store"])
+        .arg(&store)
+        .arg("--out")
+        .arg(&split)
+        .output()
+        .unwrap());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("0 of 12 sessions on more than one side"),
+        "{text}"
+    );
+    let want: HashMap<String, String> = std::fs::read_to_string(&split)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let (k, s) = l.split_once(',').unwrap();
+            (k.to_string(), s.to_string())
+        })
+        .collect();
+    assert_eq!(want.len(), 96);
+    let run = dir.join("run");
+    ok(bin()
+        .args(["train", "--store"])
+        .arg(&store)
+        .arg("--config")
+        .arg(&cfg)
+        .arg("--out")
+        .arg(&run)
+        .arg("--split-file")
+        .arg(&split)
+        .output()
+        .unwrap());
+    let got = scores(&run);
+    assert_eq!(got.len(), 96);
+    for (k, (s, _)) in &got {
+        assert_eq!(&want[k], s, "{k}");
+    }
+    let out = ok(bin()
+        .args(["eval", "--store"])
+        .arg(&store)
+        .arg("--run")
+        .arg(&run)
+        .output()
+        .unwrap());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("identical to"), "{err}");
+    // a split file for another store
+    let other = dir.join("other.csv");
+    std::fs::write(
+        &other,
+        format!(
+            "key,split\nnot/a/sample,TRAIN\n{}",
+            std::fs::read_to_string(&split)
+                .unwrap()
+                .split_once('\n')
+                .unwrap()
+                .1
+        ),
+    )
+    .unwrap();
+    let err = failed(
+        bin()
+            .args(["train", "--store"])
+            .arg(&store)
+            .arg("--config")
+            .arg(&cfg)
+            .arg("--out")
+            .arg(dir.join("bad"))
+            .arg("--split-file")
+            .arg(&other)
+            .output()
+            .unwrap(),
+    );
+    assert!(
+        err.contains("keys the store does not hold (first: `not/a/sample`)"),
+        "{err}"
+    );
+}

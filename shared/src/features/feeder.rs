@@ -138,6 +138,19 @@ impl StoreFeeder {
         device: Device,
         resident: bool,
     ) -> Result<Self> {
+        Self::open_with_splits(store, inputs, needs, device, resident, None)
+    }
+
+    /// [`StoreFeeder::open`] with the splits of `split_file` (`key,split` rows, see
+    /// [`crate::features::splits`]) in place of the sample table's.
+    pub fn open_with_splits(
+        store: &Path,
+        inputs: &Inputs,
+        needs: Needs,
+        device: Device,
+        resident: bool,
+        split_file: Option<&Path>,
+    ) -> Result<Self> {
         let reader = StoreReader::open(store)?;
         let mut arrays: Vec<ArrayReader> = Vec::new();
         let mut source = Vec::with_capacity(inputs.per_sample.len());
@@ -186,7 +199,14 @@ impl StoreFeeder {
             (None, vec![])
         };
 
-        let table = sample_table(&reader)?;
+        let mut table = sample_table(&reader)?;
+        if let Some(f) = split_file {
+            crate::features::splits::apply(
+                &mut table,
+                &crate::features::splits::read_split_file(f)?,
+                f,
+            )?;
+        }
         let mut rows: [Vec<usize>; 3] = Default::default();
         let mut excluded = [0usize; 3];
         for (i, row) in table.iter().enumerate() {

@@ -179,7 +179,8 @@ pub fn write_synth_store(path: &Path, s: &SynthStoreSpec) -> Result<()> {
                     format!("defect_{class}")
                 }),
                 split,
-                session: Some(format!("s{}", i % 4)),
+                // blocks of 8 consecutive samples: sessions of one split, some all good
+                session: Some(format!("s{}", i / 8)),
             });
             classes.push(class);
         }

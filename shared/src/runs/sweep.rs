@@ -38,6 +38,9 @@ pub struct Plan {
     pub seeds: usize,
     pub base_seed: u64,
     pub trials: Vec<Trial>,
+    /// `--split-file` of every run (absolute), if any
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split_file: Option<PathBuf>,
 }
 
 /// One run of the plan.
@@ -179,7 +182,14 @@ pub fn expand(grid_path: &Path) -> Result<(Option<PathBuf>, Option<usize>, Vec<T
 impl Plan {
     /// The resolved config document of `spec` (base config + every override).
     pub fn resolve(&self, spec: &RunSpec) -> Result<toml::Value> {
-        load_config(&self.config, &spec.sets)
+        let mut doc = load_config(&self.config, &spec.sets)?;
+        if let (Some(f), Some(t)) = (&self.split_file, doc.as_table_mut()) {
+            t.insert(
+                "split_file".into(),
+                toml::Value::String(f.display().to_string()),
+            );
+        }
+        Ok(doc)
     }
 
     /// Every run of the plan, trial-major.

@@ -88,16 +88,28 @@ fn trainable_params(vs: &nn::VarStore) -> i64 {
         .sum()
 }
 
+/// The resolved config's top-level `split_file` (set by `--split-file`), if any.
+pub fn split_file(doc: &toml::Value) -> Result<Option<PathBuf>> {
+    match doc.get("split_file") {
+        None => Ok(None),
+        Some(toml::Value::String(s)) => Ok(Some(PathBuf::from(s))),
+        Some(other) => Err(Error::Msg(format!(
+            "config key `split_file` must be a path string, not {other}"
+        ))),
+    }
+}
+
 /// Opens the feeder, seeds torch and builds `H` in a fresh `VarStore` on the setup's device;
 /// prints the head's description and the split sizes to stderr.
 fn open<H: Head>(setup: &Setup, seed: u64) -> Result<(H, nn::VarStore, StoreFeeder)> {
     let cfg = H::config(setup.doc)?;
-    let feeder = StoreFeeder::open(
+    let feeder = StoreFeeder::open_with_splits(
         setup.store,
         &H::inputs(&cfg),
         H::needs(&cfg),
         setup.device,
         setup.resident,
+        split_file(setup.doc)?.as_deref(),
     )?;
     tch::manual_seed(seed as i64);
     let vs = nn::VarStore::new(setup.device);

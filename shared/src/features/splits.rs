@@ -218,7 +218,14 @@ pub fn by_session(
             g.retain(|s| has_defect.contains(s));
             g.shuffle(&mut rng);
             for s in g.iter() {
-                assign.insert(s.clone(), if k % 2 == 0 { Split::Val } else { Split::Test });
+                assign.insert(
+                    s.clone(),
+                    if k.is_multiple_of(2) {
+                        Split::Val
+                    } else {
+                        Split::Test
+                    },
+                );
                 k += 1;
             }
         }

@@ -35,6 +35,12 @@ assert a > 0.7, f"demo TEST I-AUROC {a} is not well above chance"
 rows = open("runs/demo-sweep/leaderboard.csv").read().splitlines()[1:]
 assert len(rows) == 3, f"demo sweep leaderboard has {len(rows)} trials, expected 3"
 print(f"demo sweep: {len(rows)} trials x 2 seeds, best VAL I-AUROC {float(rows[0].split(',')[4]):.4f}")
+import csv
+table = list(csv.DictReader(open("runs/demo-compare.csv")))
+heads = {r["head"] for r in table}
+want = {"causal-film", "video-ae", "late-fusion", "mlp-ae", "concat-mlp", "gaussian", "knn", "ae"}
+assert len(table) == 11 and heads == want, f"demo comparison table: {len(table)} rows, heads {sorted(heads)}"
+print(f"demo comparison: {len(table)} runs of {len(heads)} heads")
 PY
 echo "[test] the shipped binaries again (demo.sh rebuilt them through setup.sh after cargo test relinked them)"
 bash scripts/check_artifacts.sh

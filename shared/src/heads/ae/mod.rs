@@ -2,7 +2,7 @@
 //! pooled features, chosen by `[ae] modality = "video" | "audio" | "image" | "sensor"`
 //! (`train-head train --head ae --modality video`); the image modality reads the DINOv3 pooled
 //! vector of `image_layer`. Score = reconstruction error.
-use crate::heads::mlp_ae::preset::{refuse, AeTable, Modality, Preset, PresetAe};
+use crate::heads::mlp_ae::preset::{refuse, AeTable, Preset, PresetAe};
 use crate::heads::pooled::FeatureSpec;
 use crate::{Error, Result};
 
@@ -20,7 +20,8 @@ impl Preset for OneModality {
                     .into(),
             )
         })?;
-        refuse(t, Self::TABLE, true, m == Modality::Image)?;
+        // `image_layer` may stay in the table for the other modalities (one config, --modality)
+        refuse(t, Self::TABLE, true, true)?;
         Ok(vec![m.feature(t, Self::TABLE)?])
     }
 }

@@ -4,6 +4,7 @@
 mod cmd_compare;
 mod cmd_eval;
 mod cmd_resplit;
+mod cmd_score;
 mod cmd_sweep;
 mod cmd_synth_store;
 mod cmd_train;
@@ -31,6 +32,9 @@ enum Cmd {
     Train(cmd_train::TrainArgs),
     /// Re-evaluate a run's best checkpoint on VAL or TEST.
     Eval(cmd_eval::EvalArgs),
+    /// Score new welds with a finished run: one row per weld with its decision at the run's
+    /// VAL threshold (`unreadable` with the reason for broken recordings).
+    Score(cmd_score::ScoreArgs),
     /// Run a grid of trials x seeds (each an ordinary run) and write a leaderboard.
     Sweep(cmd_sweep::SweepArgs),
     /// Tabulate finished runs of any heads: VAL/TEST metrics, per-class TEST AUROC, parameters,
@@ -49,6 +53,7 @@ fn main() -> Result<()> {
         Cmd::Doctor => print!("{}", weld_cache::device::doctor_report()),
         Cmd::Train(a) => cmd_train::run(a)?,
         Cmd::Eval(a) => cmd_eval::run(a)?,
+        Cmd::Score(a) => cmd_score::run(a)?,
         Cmd::Sweep(a) => cmd_sweep::run(a)?,
         Cmd::Compare(a) => cmd_compare::run(a)?,
         Cmd::Resplit(a) => cmd_resplit::run(a)?,

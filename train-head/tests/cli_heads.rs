@@ -295,3 +295,162 @@ fn resplit_by_session_and_split_file() {
         "{err}"
     );
 }
+
+/// A store of "new welds": the same process, other samples (another sample seed), no labels, one broken recording (sample 3's video).
+fn new_welds(path: &Path, unlabelled: bool) {
+    use weld_cache::features::synth_store::{write_synth_store, SynthStoreSpec};
+    let spec = SynthStoreSpec {
+        sensor_len: 32,
+        sample_seed: Some(8),
+        unlabelled,
+        faulted: vec![3],
+        ..SynthStoreSpec::default()
+    };
+    write_synth_store(path, &spec).unwrap();
+}
+
+/// Rank AUROC (ties counted half).
+fn auroc(scores: &[(f64, bool)]) -> f64 {
+    let pos: Vec<f64> = scores.iter().filter(|s| s.1).map(|s| s.0).collect();
+    let neg: Vec<f64> = scores.iter().filter(|s| !s.1).map(|s| s.0).collect();
+    let mut wins = 0.0;
+    for p in &pos {
+        for n in &neg {
+            wins += if p > n {
+                1.0
+            } else if p == n {
+                0.5
+            } else {
+                0.0
+            };
+        }
+    }
+    wins / (pos.len() * neg.len()) as f64
+}
+
+/// `score` on a second synthetic dataset without labels: the scores rank its defects (labels
+/// withheld, read from the labelled twin of the same seed) above its good welds, the broken
+/// recording is `unreadable` with its reason, the decision follows the VAL threshold; a store
+/// extracted differently (provenance) or with other shapes is refused, naming the difference.
+#[test]
+fn score_new_welds() {
+    use weld_cache::store::FeatureStore;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (store, cfg) = setup(dir, MLP_AE);
+    let run = train(dir, &store, "mlp-ae", MLP_AE, &[]);
+    let new = dir.join("new");
+    new_welds(&new, true);
+    let twin = dir.join("twin");
+    new_welds(&twin, false);
+    let out = dir.join("scores.csv");
+    let printed = ok(bin()
+        .args(["score", "--run"])
+        .arg(&run)
+        .arg("--store")
+        .arg(&new)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap());
+    let printed = String::from_utf8_lossy(&printed.stdout).to_string();
+    assert!(printed.contains("1 unreadable"), "{printed}");
+    let labels: HashMap<String, bool> =
+        weld_cache::schema::sample_table(&weld_cache::store::StoreReader::open(&twin).unwrap())
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.id, r.class_code != Some(0)))
+            .collect();
+    let threshold = json(&run.join("metrics.json"))["val"]["threshold"]
+        .as_f64()
+        .unwrap();
+    let text = std::fs::read_to_string(&out).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next().unwrap(), "key,score,decision,reason");
+    let mut ranked = vec![];
+    for l in lines {
+        let f: Vec<&str> = l.splitn(4, ',').collect();
+        let id = f[0].strip_prefix("new/").unwrap();
+        if id == "00003" {
+            assert_eq!(f[1], "");
+            assert_eq!(f[2], "unreadable");
+            assert!(
+                f[3].contains("video") && f[3].contains("cannot be decoded"),
+                "{l}"
+            );
+            continue;
+        }
+        let s: f64 = f[1].parse().unwrap();
+        assert_eq!(f[2], if s > threshold { "defect" } else { "good" }, "{l}");
+        ranked.push((s, labels[id]));
+    }
+    assert_eq!(ranked.len(), 95);
+    let a = auroc(&ranked);
+    println!("new welds: AUROC from the withheld labels {a:.4}");
+    assert!(a > 0.8, "AUROC {a}");
+
+    // another extraction: the image stage's provenance differs (weights of another model)
+    let prov = |store: &Path, sha: &str| {
+        let s = FeatureStore::open(store).unwrap();
+        let mut m = serde_json::Map::new();
+        m.insert(
+            "provenance".into(),
+            serde_json::json!({"weights": [{"file": "model.safetensors", "sha256": sha}],
+                               "model_dir": store.display().to_string()}),
+        );
+        s.write_group_attrs("image", m).unwrap();
+    };
+    prov(&store, "aaaa");
+    prov(&new, "bbbb");
+    let err = failed(
+        bin()
+            .args(["score", "--run"])
+            .arg(&run)
+            .arg("--store")
+            .arg(&new)
+            .arg("--out")
+            .arg(dir.join("x.csv"))
+            .output()
+            .unwrap(),
+    );
+    assert!(
+        err.contains("image.weights[0].sha256: \"aaaa\" vs \"bbbb\""),
+        "{err}"
+    );
+    assert!(!dir.join("x.csv").exists());
+    // the same weights in another folder is the same extraction (model_dir is not compared)
+    prov(&new, "aaaa");
+    ok(bin()
+        .args(["score", "--run"])
+        .arg(&run)
+        .arg("--store")
+        .arg(&new)
+        .arg("--out")
+        .arg(dir.join("y.csv"))
+        .output()
+        .unwrap());
+    // other shapes (another layer set / model width)
+    let other = dir.join("other");
+    weld_cache::features::synth_store::write_synth_store(
+        &other,
+        &weld_cache::features::synth_store::SynthStoreSpec {
+            sensor_len: 32,
+            layers: 3,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let err = failed(
+        bin()
+            .args(["score", "--run"])
+            .arg(&run)
+            .arg("--store")
+            .arg(&other)
+            .arg("--out")
+            .arg(dir.join("z.csv"))
+            .output()
+            .unwrap(),
+    );
+    assert!(err.contains("`image/pooled` has sample shape"), "{err}");
+    let _ = cfg;
+}

@@ -128,6 +128,16 @@ fn missing_tokens(reader: &StoreReader, layer: i64) -> Error {
     )
 }
 
+/// An input's view of its array's batch `[B, ...]`: the layer and statistic of a pooled input.
+pub(crate) fn select_input(input: &Input, t: Tensor) -> Tensor {
+    match *input {
+        Input::Pooled { layer, stat } => t
+            .select(1, layer)
+            .select(2, if stat == PooledStat::Mean { 0 } else { 1 }),
+        _ => t,
+    }
+}
+
 impl StoreFeeder {
     /// Opens the arrays of `inputs`, checks them against the store, builds the split tables and
     /// the fingerprint.
@@ -307,6 +317,11 @@ impl StoreFeeder {
         }
     }
 
+    /// The opened arrays (one per distinct array read).
+    pub fn arrays(&self) -> &[ArrayReader] {
+        &self.arrays
+    }
+
     /// The inputs, in the order of the batch tensors.
     pub fn inputs(&self) -> &[Input] {
         &self.inputs
@@ -341,12 +356,7 @@ impl StoreFeeder {
 
     /// Applies the pooled selection of input `i` to its array's batch `[B, ...]`.
     fn select(&self, i: usize, t: Tensor) -> Tensor {
-        match self.inputs[i] {
-            Input::Pooled { layer, stat } => t
-                .select(1, layer)
-                .select(2, if stat == PooledStat::Mean { 0 } else { 1 }),
-            _ => t,
-        }
+        select_input(&self.inputs[i], t)
     }
 
     /// Loads every sample of `split` into device memory (stored dtype), 64 samples at a time.

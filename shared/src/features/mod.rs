@@ -4,6 +4,7 @@
 //! feature store in the extractor's schema ([`synth_store`]) and in-memory pooled features
 //! ([`synth`]) that exercise the training loop without a store.
 pub mod feeder;
+pub mod scoring;
 pub mod splits;
 pub mod synth;
 pub mod synth_store;

@@ -59,6 +59,19 @@ pub struct SynthStoreSpec {
     /// frames of `video/frame_dino` (`[frames, image_dim]`); 0 leaves the array out
     #[serde(default = "default_frames")]
     pub frames: usize,
+    /// store every sample as UNLABELLED without a class (new welds to score); the features are
+    /// those of the labelled store of the same spec
+    #[serde(default)]
+    pub unlabelled: bool,
+    /// seed of the per-sample draws (latents, noise); `None`: `seed`. The fixed maps and defect
+    /// directions (the "physics" of the data) always come from `seed`, so another `sample_seed`
+    /// is another dataset of the same process (new welds for a trained head)
+    #[serde(default)]
+    pub sample_seed: Option<u64>,
+    /// samples whose `video/tokens` are not written but carry a fault marker (a broken
+    /// recording, as `extract run` records one)
+    #[serde(default)]
+    pub faulted: Vec<usize>,
     pub shift: f32,
     pub noise: f32,
     pub dtype: StoreDtype,
@@ -90,6 +103,9 @@ impl Default for SynthStoreSpec {
             sensor_channels: 6,
             text_dim: 16,
             frames: default_frames(),
+            unlabelled: false,
+            sample_seed: None,
+            faulted: vec![],
             shift: 3.0,
             noise: 0.3,
             dtype: StoreDtype::F16,
@@ -169,18 +185,29 @@ pub fn write_synth_store(path: &Path, s: &SynthStoreSpec) -> Result<()> {
                 0
             };
             let i = samples.len();
-            samples.push(SampleRow {
-                key: format!("{split}/{i:05}"),
-                id: format!("{i:05}"),
-                class_code: Some(class),
-                class_name: Some(if class == 0 {
-                    "good".to_string()
-                } else {
-                    format!("defect_{class}")
-                }),
-                split,
-                // blocks of 8 consecutive samples: sessions of one split, some all good
-                session: Some(format!("s{}", i / 8)),
+            samples.push(if s.unlabelled {
+                SampleRow {
+                    key: format!("new/{i:05}"),
+                    id: format!("{i:05}"),
+                    class_code: None,
+                    class_name: None,
+                    split: Split::Unlabelled,
+                    session: Some(format!("s{}", i / 8)),
+                }
+            } else {
+                SampleRow {
+                    key: format!("{split}/{i:05}"),
+                    id: format!("{i:05}"),
+                    class_code: Some(class),
+                    class_name: Some(if class == 0 {
+                        "good".to_string()
+                    } else {
+                        format!("defect_{class}")
+                    }),
+                    split,
+                    // blocks of 8 consecutive samples: sessions of one split, some all good
+                    session: Some(format!("s{}", i / 8)),
+                }
             });
             classes.push(class);
         }
@@ -234,6 +261,10 @@ pub fn write_synth_store(path: &Path, s: &SynthStoreSpec) -> Result<()> {
                 .collect()
         })
         .collect();
+    if let Some(seed) = s.sample_seed {
+        g.rng = ChaCha8Rng::seed_from_u64(seed);
+        g2.rng = ChaCha8Rng::seed_from_u64(seed ^ 0x9e37_79b9_7f4a_7c15);
+    }
     for &l in &s.token_layers {
         store.ensure_array(&ArraySpec::new(
             image_tokens_name(l as i64),
@@ -313,8 +344,17 @@ pub fn write_synth_store(path: &Path, s: &SynthStoreSpec) -> Result<()> {
             store.mark_done(VIDEO_FRAME_DINO, i)?;
         }
         let starts: Vec<f32> = (0..s.audio_windows).map(|w| w as f32 * 1.5).collect();
+        if s.faulted.contains(&i) {
+            let fault = serde_json::json!({
+                "stage": "video",
+                "error": format!("synthetic broken recording: sample {i}'s video cannot be decoded"),
+            });
+            store.mark_faulted(VIDEO_TOKENS, i, &fault)?;
+        } else {
+            store.write_sample(VIDEO_TOKENS, i, &video)?;
+            store.mark_done(VIDEO_TOKENS, i)?;
+        }
         for (name, data) in [
-            (VIDEO_TOKENS, &video),
             (AUDIO_TOKENS, &audio),
             (AUDIO_STARTS, &starts),
             (IMAGE_POOLED, &pooled),

@@ -21,6 +21,9 @@ pub struct RunInfo {
     pub trainable_params: i64,
     /// training time summed over every invocation (resumes included), seconds
     pub train_seconds: f64,
+    /// the training store (absolute path; `train-head score` builds the head against it)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<std::path::PathBuf>,
 }
 
 pub const RUN_INFO: &str = "run.json";

@@ -412,6 +412,14 @@ impl ArrayReader {
         now
     }
 
+    /// The fault marker of sample `index` (what `extract run` recorded when its input could not
+    /// be extracted: stage, file, reason), if any.
+    pub fn fault(&self, index: usize) -> Option<serde_json::Value> {
+        let p = markers::fault_path(&self.root, &self.layout.spec.name, index);
+        let bytes = std::fs::read(p).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
     fn check_done(&self, index: usize) -> Result<()> {
         if index >= self.layout.n_rows {
             return Err(StoreError::IndexOutOfRange {

@@ -2,6 +2,7 @@
 //! inputs, builds the head, and trains (gradient loop or fit-once), evaluates or only checks
 //! it. One generic function per way of learning; the registry points each head at one of them,
 //! so the binaries hold no per-head code.
+use crate::features::scoring::ScoringFeeder;
 use crate::features::StoreFeeder;
 use crate::heads::{BankHead, GradientHead, Head, StoreContext};
 use crate::runs::{write_run_info, RunInfo, RunLock};
@@ -39,6 +40,9 @@ pub enum Task<'a> {
     Eval { run: PathBuf },
     /// Open the store and build the head only: checks the config against the store.
     Check,
+    /// Score every sample of another store with `run`'s best weights (the setup's store is the
+    /// run's training store, against which the head is built).
+    Score { run: PathBuf, store: PathBuf },
 }
 
 /// What the task produced.
@@ -46,6 +50,18 @@ pub enum Outcome {
     Trained(FitOutcome),
     Evaluated(Box<Evaluation>),
     Checked { trainable_params: i64 },
+    Scored(Box<NewScores>),
+}
+
+/// The scores of a store's samples, in store order (`train-head score`).
+pub struct NewScores {
+    /// per sample: key, score (None when unreadable), the reason when unreadable
+    pub rows: Vec<(String, Option<f64>, Option<String>)>,
+    /// the score parts' names and, per scored sample, their values (NaN when unreadable)
+    pub part_names: Vec<String>,
+    pub parts: Vec<Vec<f64>>,
+    /// class codes of labelled samples (None for UNLABELLED)
+    pub classes: Vec<Option<u8>>,
 }
 
 /// The feeder's batches converted by a head: the [`BatchSource`] the loop and the evaluation
@@ -79,6 +95,70 @@ impl<H: Head> BatchSource for HeadSource<'_, H> {
     fn load(&mut self, split: Split, indices: &[usize]) -> Result<H::Batch> {
         self.head.make_batch(self.feeder.load(split, indices)?)
     }
+}
+
+/// Loads `run`'s best weights into `vs` (refusing another training store) and scores every
+/// sample of `store`; samples with broken or missing inputs get their reason instead.
+fn score_store<H: Head>(
+    head: &H,
+    vs: &nn::VarStore,
+    feeder: &StoreFeeder,
+    run: &Path,
+    store: &Path,
+    batch: usize,
+) -> Result<NewScores> {
+    let path = run.join("best.safetensors");
+    let (tensors, state) = checkpoint::load(&path)?;
+    checkpoint::check_fingerprint(&path, &state, feeder.fingerprint())?;
+    crate::train::trainer::load_model(vs, &tensors, &path)?;
+    let new = ScoringFeeder::open(store, feeder, feeder.device())?;
+    let n = new.table().len();
+    let mut rows: Vec<(String, Option<f64>, Option<String>)> = new
+        .table()
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.key.clone(), None, new.unreadable(i)))
+        .collect();
+    let ok: Vec<usize> = (0..n).filter(|&i| rows[i].2.is_none()).collect();
+    let mut part_names: Vec<String> = vec![];
+    let mut parts: Vec<Vec<f64>> = vec![];
+    let _g = tch::no_grad_guard();
+    for chunk in ok.chunks(batch.max(1)) {
+        let b = head.make_batch(new.load_rows(chunk)?)?;
+        let s = Vec::<f64>::try_from(
+            head.score(&b)
+                .to_kind(tch::Kind::Double)
+                .to_device(Device::Cpu),
+        )?;
+        let p = head.score_parts(&b);
+        if part_names.is_empty() && !p.is_empty() {
+            part_names = p.iter().map(|(k, _)| k.clone()).collect();
+            parts = vec![vec![f64::NAN; n]; p.len()];
+        }
+        for (k, (_, t)) in p.iter().enumerate() {
+            let v = Vec::<f64>::try_from(t.to_kind(tch::Kind::Double).to_device(Device::Cpu))?;
+            for (j, &i) in chunk.iter().enumerate() {
+                parts[k][i] = v[j];
+            }
+        }
+        for (j, &i) in chunk.iter().enumerate() {
+            if !s[j].is_finite() {
+                return Err(Error::Msg(format!(
+                    "{}: sample `{}` scored {} (its features hold NaN or inf?)",
+                    store.display(),
+                    rows[i].0,
+                    s[j]
+                )));
+            }
+            rows[i].1 = Some(s[j]);
+        }
+    }
+    Ok(NewScores {
+        rows,
+        part_names,
+        parts,
+        classes: new.table().iter().map(|r| r.class_code).collect(),
+    })
 }
 
 fn trainable_params(vs: &nn::VarStore) -> i64 {
@@ -144,6 +224,14 @@ pub fn run_gradient<H: GradientHead>(setup: &Setup, task: Task) -> Result<Outcom
             &fingerprint,
             cfg.eval_batch_size,
         )?))),
+        Task::Score { run, store } => Ok(Outcome::Scored(Box::new(score_store(
+            &head,
+            &vs,
+            &src.feeder,
+            &run,
+            &store,
+            cfg.eval_batch_size,
+        )?))),
         Task::Train { opts, on_event } => {
             let _lock = RunLock::acquire(&opts.out)?;
             let opts = RunOptions {
@@ -160,6 +248,7 @@ pub fn run_gradient<H: GradientHead>(setup: &Setup, task: Task) -> Result<Outcom
                         learner: "gradient".into(),
                         trainable_params: trainable_params(&vs),
                         train_seconds: hist,
+                        store: std::fs::canonicalize(setup.store).ok(),
                     },
                 )?;
             }
@@ -188,6 +277,14 @@ pub fn run_bank<H: BankHead>(setup: &Setup, task: Task) -> Result<Outcome> {
                 cfg.eval_batch_size,
             )?)))
         }
+        Task::Score { run, store } => Ok(Outcome::Scored(Box::new(score_store(
+            &head,
+            &vs,
+            &feeder,
+            &run,
+            &store,
+            cfg.eval_batch_size,
+        )?))),
         Task::Train { opts, .. } => {
             let out = &opts.out;
             let _lock = RunLock::acquire(out)?;
@@ -240,6 +337,7 @@ pub fn run_bank<H: BankHead>(setup: &Setup, task: Task) -> Result<Outcome> {
                     learner: "fit-once".into(),
                     trainable_params: trainable_params(&vs),
                     train_seconds: fit_seconds,
+                    store: std::fs::canonicalize(setup.store).ok(),
                 },
             )?;
             Ok(Outcome::Trained(FitOutcome::Finished(Box::new(ev))))

@@ -14,7 +14,7 @@ pub mod trainer;
 
 pub use adamw::{AdamW, AdamWConfig};
 pub use config::{apply_set, load_config, TrainConfig};
-pub use driver::{HeadSource, Outcome, Setup, Task};
+pub use driver::{HeadSource, NewScores, Outcome, Setup, Task};
 pub use ema::Ema;
 pub use eval::{evaluate_best, score_split, Evaluation, RunMetrics, Scored};
 pub use history::HistoryRow;

@@ -260,6 +260,11 @@ pub fn run(setup: &Setup, task: Task) -> Result<Outcome> {
             })
         }
         Task::Eval { .. } => Ok(Outcome::Evaluated(Box::new(fuse(&cfg)?))),
+        Task::Score { .. } => Err(Error::Msg(
+            "late-fusion scores new welds from its runs' scores of them: score each run with \
+             `train-head score`, then fuse those (not supported yet)"
+                .into(),
+        )),
         Task::Train { opts, .. } => {
             let out = &opts.out;
             let _lock = RunLock::acquire(out)?;
@@ -286,6 +291,7 @@ pub fn run(setup: &Setup, task: Task) -> Result<Outcome> {
                     learner: "score-fusion".into(),
                     trainable_params: 0,
                     train_seconds: t0.elapsed().as_secs_f64(),
+                    store: None,
                 },
             )?;
             Ok(Outcome::Trained(FitOutcome::Finished(Box::new(ev))))

@@ -1,0 +1,222 @@
+//! Scoring new welds (DESIGN.md "Scoring new welds"): the arrays a trained head reads, opened
+//! in another store (new recordings, split UNLABELLED or any), every sample served by store row
+//! whatever its split, and the checks that make the scores mean what the run's scores meant:
+//! - every array the head reads exists with the training store's sample shape;
+//! - the provenance of every stage the head reads (backbone config, weight hashes,
+//!   preprocessing, layers) equals the training store's, volatile fields (where the model folder
+//!   is, tool version, device) left out; a difference is named by its key path;
+//! - a sample whose inputs are not complete is not scored: it is reported with the reason (the
+//!   fault `extract run` recorded for a broken recording, or "not extracted").
+use crate::features::feeder::select_input;
+use crate::features::{Input, StoreFeeder};
+use crate::schema::{sample_table, SampleRow};
+use crate::store::{ArrayReader, StoreReader};
+use crate::{Error, Result};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use tch::{Device, Tensor};
+
+/// Group attribute holding a stage's provenance (written by `extract run`).
+const PROVENANCE_ATTR: &str = "provenance";
+/// Provenance fields that may differ between two stores of the same extraction settings.
+const VOLATILE: [&str; 3] = ["model_dir", "tool_version", "device"];
+
+/// The inputs of a trained head in a store to score.
+pub struct ScoringFeeder {
+    root: PathBuf,
+    inputs: Vec<Input>,
+    arrays: Vec<ArrayReader>,
+    source: Vec<usize>,
+    table: Vec<SampleRow>,
+    device: Device,
+}
+
+fn strip(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(k, _)| !VOLATILE.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), strip(v)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(strip).collect()),
+        other => other.clone(),
+    }
+}
+
+/// The first key path where `a` and `b` differ, with both values.
+fn first_difference(a: &Value, b: &Value, path: &str) -> Option<String> {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            keys.into_iter().find_map(|k| {
+                let p = format!("{path}.{k}");
+                match (x.get(k), y.get(k)) {
+                    (Some(u), Some(v)) => first_difference(u, v, &p),
+                    (u, v) => Some(format!("{p}: {} vs {}", show(u), show(v))),
+                }
+            })
+        }
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => x
+            .iter()
+            .zip(y)
+            .enumerate()
+            .find_map(|(i, (u, v))| first_difference(u, v, &format!("{path}[{i}]"))),
+        _ if a == b => None,
+        _ => Some(format!("{path}: {} vs {}", show(Some(a)), show(Some(b)))),
+    }
+}
+
+fn show(v: Option<&Value>) -> String {
+    match v {
+        None => "(absent)".into(),
+        Some(v) => {
+            let s = v.to_string();
+            if s.len() > 80 {
+                format!("{}...", &s[..80])
+            } else {
+                s
+            }
+        }
+    }
+}
+
+fn provenance(reader: &StoreReader, stage: &str) -> Result<Option<Value>> {
+    Ok(reader
+        .group_attrs(stage)?
+        .and_then(|a| a.get(PROVENANCE_ATTR).cloned())
+        .map(|v| strip(&v)))
+}
+
+/// Refuses `new` when the provenance of a stage read by the head differs from `train`'s.
+pub fn check_provenance(train: &StoreReader, new: &StoreReader, arrays: &[String]) -> Result<()> {
+    let mut stages: Vec<&str> = arrays.iter().filter_map(|a| a.split('/').next()).collect();
+    stages.sort();
+    stages.dedup();
+    for stage in stages {
+        let (a, b) = (provenance(train, stage)?, provenance(new, stage)?);
+        let diff = match (&a, &b) {
+            (None, None) => None,
+            (Some(x), Some(y)) => first_difference(x, y, stage),
+            (x, y) => Some(format!(
+                "{stage}: provenance {} in the training store, {} in the new one",
+                if x.is_some() { "recorded" } else { "absent" },
+                if y.is_some() { "recorded" } else { "absent" }
+            )),
+        };
+        if let Some(d) = diff {
+            return Err(Error::Msg(format!(
+                "{} was not extracted like the run's training store {} for the `{stage}` \
+                 features the head reads: {d} (training store value first). Extract the new \
+                 recordings with the training store's settings: extract run ... --like {}",
+                new.path().display(),
+                train.path().display(),
+                train.path().display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+impl ScoringFeeder {
+    /// Opens in `store` the arrays `train` serves, checking shapes and provenance.
+    pub fn open(store: &Path, train: &StoreFeeder, device: Device) -> Result<Self> {
+        let reader = StoreReader::open(store)?;
+        let train_reader = StoreReader::open(train.root())?;
+        let names: Vec<String> = train
+            .arrays()
+            .iter()
+            .map(|a| a.spec().name.clone())
+            .collect();
+        let mut arrays = Vec::with_capacity(names.len());
+        for (name, t) in names.iter().zip(train.arrays()) {
+            if reader.specs().iter().all(|s| &s.name != name) {
+                return Err(Error::Msg(format!(
+                    "{}: no `{name}`: the head reads it; extract it into the new store with the \
+                     training store's settings (extract run ... --like {})",
+                    store.display(),
+                    train.root().display()
+                )));
+            }
+            let a = reader.array(name)?;
+            if a.spec().sample_shape != t.spec().sample_shape {
+                return Err(Error::Msg(format!(
+                    "{}: `{name}` has sample shape {:?}, the training store {:?}",
+                    store.display(),
+                    a.spec().sample_shape,
+                    t.spec().sample_shape
+                )));
+            }
+            arrays.push(a);
+        }
+        check_provenance(&train_reader, &reader, &names)?;
+        let source = train
+            .inputs()
+            .iter()
+            .map(|i| {
+                let n = i.array_name();
+                names
+                    .iter()
+                    .position(|m| *m == n)
+                    .expect("input array opened")
+            })
+            .collect();
+        Ok(ScoringFeeder {
+            root: store.to_path_buf(),
+            inputs: train.inputs().to_vec(),
+            arrays,
+            source,
+            table: sample_table(&reader)?,
+            device,
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The store's sample table, in store order.
+    pub fn table(&self) -> &[SampleRow] {
+        &self.table
+    }
+
+    /// Why sample `i` cannot be scored (a recorded fault, or an array not extracted), if so.
+    pub fn unreadable(&self, i: usize) -> Option<String> {
+        for a in &self.arrays {
+            if a.is_done(i) {
+                continue;
+            }
+            let name = &a.spec().name;
+            return Some(match a.fault(i) {
+                Some(f) => {
+                    let stage = f.get("stage").and_then(Value::as_str).unwrap_or("?");
+                    let err = f
+                        .get("error")
+                        .or_else(|| f.get("reason"))
+                        .map(|e| e.as_str().map_or(e.to_string(), str::to_string))
+                        .unwrap_or_else(|| f.to_string());
+                    format!("{stage}: {err}")
+                }
+                None => format!("`{name}` not extracted"),
+            });
+        }
+        None
+    }
+
+    /// The batch of store rows `rows`: one f32 tensor per input on the device, as the training
+    /// feeder serves it.
+    pub fn load_rows(&self, rows: &[usize]) -> Result<Vec<Tensor>> {
+        let mut decoded: Vec<Option<Tensor>> = (0..self.arrays.len()).map(|_| None).collect();
+        let mut out = Vec::with_capacity(self.inputs.len());
+        for (i, &k) in self.source.iter().enumerate() {
+            if decoded[k].is_none() {
+                decoded[k] = Some(self.arrays[k].batch_tensor(rows, self.device)?);
+            }
+            let t = decoded[k].as_ref().expect("decoded").shallow_clone();
+            out.push(select_input(&self.inputs[i], t));
+        }
+        Ok(out)
+    }
+}

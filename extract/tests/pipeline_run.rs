@@ -297,12 +297,14 @@ fn stored_features_equal_extract_forward() {
     let ours = read(&store, "video/frame_dino", i);
     assert_eq!(ours.len(), 4 * 64, "video/frame_dino is [frames, D]");
     let e = max_rel_err(&ours, &want);
-    assert!(e < 1e-5, "video/frame_dino differs from extract forward: {e}");
+    assert!(
+        e < 1e-5,
+        "video/frame_dino differs from extract forward: {e}"
+    );
 
     // audio -> the whole clip's log-mel at the configured length (the 3 s clips are padded to
     // 4 s and say so); the transform itself is tested against torchaudio (preprocess_fbank)
-    let wave =
-        weld_cache::data::audio::read_audio_16k(&files.audio().unwrap(), &rec.key).unwrap();
+    let wave = weld_cache::data::audio::read_audio_16k(&files.audio().unwrap(), &rec.key).unwrap();
     let cfg = weld_cache::pipeline::ExtractConfig::from_file(Path::new(&config())).unwrap();
     let sp = &cfg.spectrogram;
     let (x, fit) = weld_cache::preprocess::fit_clip(&wave, sp.clip_samples(), sp.hop);
@@ -312,7 +314,11 @@ fn stored_features_equal_extract_forward() {
         .unwrap();
     assert_eq!(want.len(), (1 + 64000 / 320) * 64);
     assert_eq!(read(&store, "audio/spectrogram", i), want);
-    assert!(wave.len() < 64000 && fit.valid_frames == 150, "{}", wave.len());
+    assert!(
+        wave.len() < 64000 && fit.valid_frames == 150,
+        "{}",
+        wave.len()
+    );
     assert_eq!(
         read(&store, "audio/spectrogram_clip", i),
         vec![wave.len() as f32 / 16000.0, 150.0]
@@ -627,13 +633,22 @@ fn frame_dino_and_spectrogram_are_added_to_an_existing_store() {
     assert!(extract(&f.data, &store, &["--only", old]).status.success());
     let before = snapshot(&store);
     assert!(!before.keys().any(|k| k.starts_with("video/frame_dino")));
-    assert!(extract(&f.data, &store, &["--only", "frame_dino,spectrogram"])
-        .status
-        .success());
+    assert!(
+        extract(&f.data, &store, &["--only", "frame_dino,spectrogram"])
+            .status
+            .success()
+    );
     let report = report_of(&store, "extract");
     let stages = report["stages"].as_array().unwrap();
-    let names: Vec<&str> = stages.iter().map(|s| s["stage"].as_str().unwrap()).collect();
-    assert_eq!(names, ["spectrogram", "frame_dino"], "only the new stages ran");
+    let names: Vec<&str> = stages
+        .iter()
+        .map(|s| s["stage"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["spectrogram", "frame_dino"],
+        "only the new stages ran"
+    );
     for s in stages {
         assert_eq!(s["written"], 24, "{s}");
     }
@@ -661,7 +676,12 @@ fn frame_dino_and_spectrogram_are_added_to_an_existing_store() {
     assert_eq!(fd["preprocess"]["gray"], "replicated to RGB");
     assert!(!fd["weights"].as_array().unwrap().is_empty());
     let sp = attrs("spectrogram");
-    for (k, v) in [("n_fft", 1024), ("hop", 320), ("n_mels", 64), ("sample_rate", 16000)] {
+    for (k, v) in [
+        ("n_fft", 1024),
+        ("hop", 320),
+        ("n_mels", 64),
+        ("sample_rate", 16000),
+    ] {
         assert_eq!(sp[k], v, "{k}");
     }
     assert!(sp["fit"].as_str().unwrap().contains("padded"));

@@ -149,8 +149,10 @@ fn every_flag_is_checked_before_any_work() {
     let t = text(&o);
     assert_eq!(o.status.code(), Some(2), "{t}");
     assert!(
-        t.contains("unknown stage `spectrum` (expected video, audio, image, sensor, text, \
-             frame_dino, spectrogram)"),
+        t.contains(
+            "unknown stage `spectrum` (expected video, audio, image, sensor, text, \
+             frame_dino, spectrogram)"
+        ),
         "{t}"
     );
     assert!(!store.exists());

@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use tch::Tensor;
 use weld_cache::preprocess::fbank::{AST_MEAN, AST_STD};
-use weld_cache::preprocess::{ast_input_values, fit_clip, Fbank, FbankConfig, LogMel, LogMelConfig};
+use weld_cache::preprocess::{
+    ast_input_values, fit_clip, Fbank, FbankConfig, LogMel, LogMelConfig,
+};
 use weld_cache::Error;
 
 fn run_oracle(script: &str, out: &Path) {
@@ -172,8 +174,7 @@ fn logmel_matches_torchaudio_melspectrogram() {
         let ours = lm.compute(&x).unwrap();
         assert_eq!(ours.len(), frames * u("n_mels"), "{name}: [T, F] size");
         let theirs = f32_vec(&t[&format!("{name}.logmel")]);
-        let theirs64 =
-            Vec::<f64>::try_from(t[&format!("{name}.logmel64")].flatten(0, -1)).unwrap();
+        let theirs64 = Vec::<f64>::try_from(t[&format!("{name}.logmel64")].flatten(0, -1)).unwrap();
         // torchaudio in f32 rounds the power spectrum (its own f32-vs-f64 gap is printed); we
         // compute in f64: compared with its f64 result at 1e-5 (measured 6e-7: the f32 output
         // rounding), with its f32 result at 1e-3
@@ -189,7 +190,10 @@ fn logmel_matches_torchaudio_melspectrogram() {
                 "{name}: ours {a}, torchaudio f32 {b32}, f64 {b64}"
             );
         }
-        assert!(err64 <= 1e-5, "{name}: error {err64} against torchaudio f64");
+        assert!(
+            err64 <= 1e-5,
+            "{name}: error {err64} against torchaudio f64"
+        );
         println!(
             "{name}: {} samples -> {clip} ({} valid of {frames} frames): max abs err vs \
              torchaudio f64 {err64:.2e}, vs f32 {err32:.2e} (torchaudio f32 vs f64 {ta_noise:.2e})",
@@ -197,5 +201,8 @@ fn logmel_matches_torchaudio_melspectrogram() {
             fit.valid_frames
         );
     }
-    assert!(padded && cropped, "the oracle must cover padding and cropping");
+    assert!(
+        padded && cropped,
+        "the oracle must cover padding and cropping"
+    );
 }

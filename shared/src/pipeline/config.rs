@@ -397,7 +397,9 @@ mod tests {
         assert_eq!(cfg.audio.windows, 4);
         assert_eq!((cfg.frame_dino.frames, cfg.frame_dino.layer), (16, 11));
         for name in ["extract_demo.toml", "extract_real.toml"] {
-            let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs").join(name);
+            let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../configs")
+                .join(name);
             ExtractConfig::from_file(&p).unwrap().validate().unwrap();
         }
         for s in StageKind::ALL {

@@ -96,10 +96,7 @@ const NO_WEIGHTS: [&str; 2] = ["sensor", "spectrogram"];
 /// embedding must be present, finite and recorded. Returns one line per problem.
 pub fn check_store_provenance(reader: &StoreReader, array_names: &[String]) -> Vec<String> {
     let mut problems = Vec::new();
-    let mut stages: Vec<&str> = array_names
-        .iter()
-        .map(|n| provenance_group(n))
-        .collect();
+    let mut stages: Vec<&str> = array_names.iter().map(|n| provenance_group(n)).collect();
     stages.sort();
     stages.dedup();
     let root = reader.path();
@@ -117,7 +114,10 @@ pub fn check_store_provenance(reader: &StoreReader, array_names: &[String]) -> V
     for stage in stages {
         match read(stage) {
             Err(e) => problems.push(format!("{stage}: no provenance ({e})")),
-            Ok(v) if !NO_WEIGHTS.contains(&stage) && v["weights"].as_array().is_none_or(|w| w.is_empty()) => {
+            Ok(v)
+                if !NO_WEIGHTS.contains(&stage)
+                    && v["weights"].as_array().is_none_or(|w| w.is_empty()) =>
+            {
                 problems.push(format!("{stage}: provenance lists no weight files"))
             }
             Ok(_) => {}

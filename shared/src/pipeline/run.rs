@@ -139,9 +139,9 @@ pub fn run_extract(
     // DINOv3 is loaded once for the `image` and `frame_dino` stages (run one after the other)
     // and dropped after the last of them.
     let mut dino: Option<Dinov3> = None;
-    let last_dino = StageKind::ALL
-        .into_iter()
-        .rfind(|s| matches!(s, StageKind::Image | StageKind::FrameDino) && cfg.run.only.contains(s));
+    let last_dino = StageKind::ALL.into_iter().rfind(|s| {
+        matches!(s, StageKind::Image | StageKind::FrameDino) && cfg.run.only.contains(s)
+    });
     for stage in StageKind::ALL {
         if !cfg.run.only.contains(&stage) {
             continue;
@@ -210,27 +210,30 @@ pub fn run_extract(
                 let mut prov = model_provenance(&cfg.models.dinov3)?;
                 prov["preprocess"] = json!({ "frames": fd.frames, "sampling": "uniform by index (first and last frame included)", "source": "video", "reader": cfg.video.reader.as_str(), "gray": "replicated to RGB", "size": cfg.image.size, "norm": "imagenet", "order": "rescale,resize(bilinear,antialias),normalize", "at": preprocess_at(cfg, device) });
                 prov["layer"] = json!(fd.layer);
-                prov["pooling"] = json!("mean over all tokens (CLS, registers, patches) of each frame, f32");
+                prov["pooling"] =
+                    json!("mean over all tokens (CLS, registers, patches) of each frame, f32");
                 prov["compute_dtype"] = json!(cfg.run.dtype);
                 record_or_check(&store, &cfg.store.path, "frame_dino", &prov)?;
                 let d = model.config().hidden_size as usize;
                 let arrays = ensure(&[(VIDEO_FRAME_DINO.into(), vec![fd.frames, d], sdt)])?;
                 let prep = AtomicU64::new(0);
-                stage_run("frame_dino", arrays).with_device_prep(&prep).run(
-                    |i| prepare_frame_dino(&ctx, cfg, i),
-                    |batch| {
-                        let t = Instant::now();
-                        let x = frame_dino_batch(
-                            cfg.image.size,
-                            batch.into_iter().map(|x| x.1).collect(),
-                            device,
-                        )?;
-                        prep.fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
-                        compute_frame_dino(model, fd.layer, fd.frames as i64, x, kind)
-                    },
-                    progress,
-                    &mut faults,
-                )?
+                stage_run("frame_dino", arrays)
+                    .with_device_prep(&prep)
+                    .run(
+                        |i| prepare_frame_dino(&ctx, cfg, i),
+                        |batch| {
+                            let t = Instant::now();
+                            let x = frame_dino_batch(
+                                cfg.image.size,
+                                batch.into_iter().map(|x| x.1).collect(),
+                                device,
+                            )?;
+                            prep.fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                            compute_frame_dino(model, fd.layer, fd.frames as i64, x, kind)
+                        },
+                        progress,
+                        &mut faults,
+                    )?
             }
             StageKind::Spectrogram => {
                 let sp = &cfg.spectrogram;

@@ -48,14 +48,11 @@ pub fn prepare_frame_dino(
     let raw = Tensor::from_slice(&f.data).view([f.t as i64, f.h as i64, f.w as i64, f.c as i64]);
     match cfg.run.preprocess {
         PreprocessAt::Device => Ok(FramesIn::Raw(raw)),
-        PreprocessAt::Cpu => dinov3_pixels_frames_u8(
-            &raw,
-            cfg.image.size,
-            cfg.image.size,
-            &ImageNorm::default(),
-        )
-        .map(FramesIn::Pixels)
-        .map_err(|e| SampleError::new(ctx.key(i), Modality::Video, &path, e.to_string())),
+        PreprocessAt::Cpu => {
+            dinov3_pixels_frames_u8(&raw, cfg.image.size, cfg.image.size, &ImageNorm::default())
+                .map(FramesIn::Pixels)
+                .map_err(|e| SampleError::new(ctx.key(i), Modality::Video, &path, e.to_string()))
+        }
     }
 }
 
@@ -66,7 +63,9 @@ pub fn frame_dino_batch(size: usize, batch: Vec<FramesIn>, device: Device) -> Re
         .into_iter()
         .map(|f| match f {
             FramesIn::Pixels(x) => Ok(x.to_device(device)),
-            FramesIn::Raw(u8s) => dinov3_pixels_frames_u8(&u8s.to_device(device), size, size, &norm),
+            FramesIn::Raw(u8s) => {
+                dinov3_pixels_frames_u8(&u8s.to_device(device), size, size, &norm)
+            }
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(Tensor::cat(&xs, 0))

@@ -107,8 +107,7 @@ pub fn dinov3_pixels_frames_u8(
     norm: &ImageNorm,
 ) -> Result<Tensor> {
     let s = frames.size();
-    if s.len() != 4 || !(s[3] == 1 || s[3] == 3) || frames.kind() != Kind::Uint8 || s.contains(&0)
-    {
+    if s.len() != 4 || !(s[3] == 1 || s[3] == 3) || frames.kind() != Kind::Uint8 || s.contains(&0) {
         return Err(Error::Preprocess(format!(
             "dinov3_pixels_frames_u8: expected [T, H, W, 1 or 3] u8 frames, got {s:?} {:?}",
             frames.kind()

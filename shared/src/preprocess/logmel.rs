@@ -70,7 +70,7 @@ fn melscale_fbanks(cfg: &LogMelConfig) -> Vec<Vec<f64>> {
             all_freqs
                 .iter()
                 .map(|&f| {
-                    let down = (f_pts[m] - f) * -1.0 / (f_pts[m + 1] - f_pts[m]);
+                    let down = (f - f_pts[m]) / (f_pts[m + 1] - f_pts[m]);
                     let up = (f_pts[m + 2] - f) / (f_pts[m + 2] - f_pts[m + 1]);
                     down.min(up).max(0.0)
                 })

@@ -40,8 +40,9 @@ pub struct LogMelConfig {
 pub struct LogMel {
     cfg: LogMelConfig,
     window: Vec<f64>,
-    /// `[n_mels][n_fft / 2 + 1]` filter weights.
-    filters: Vec<Vec<f64>>,
+    /// Per mel filter: its first nonzero FFT bin and the weights from there to its last nonzero
+    /// bin (the zeros outside add exactly nothing).
+    filters: Vec<(usize, Vec<f64>)>,
     fft: Arc<dyn RealToComplex<f64>>,
 }
 
@@ -105,7 +106,14 @@ impl LogMel {
         let window = (0..n)
             .map(|k| 0.5 - 0.5 * (2.0 * std::f64::consts::PI * k as f64 / n as f64).cos())
             .collect();
-        let filters = melscale_fbanks(&cfg);
+        let filters = melscale_fbanks(&cfg)
+            .into_iter()
+            .map(|w| {
+                let start = w.iter().position(|&x| x > 0.0).unwrap_or(0);
+                let end = w.iter().rposition(|&x| x > 0.0).map_or(start, |e| e + 1);
+                (start, w[start..end].to_vec())
+            })
+            .collect();
         let fft = RealFftPlanner::<f64>::new().plan_fft_forward(n);
         Ok(Self {
             cfg,
@@ -164,8 +172,8 @@ impl LogMel {
             for (p, c) in power.iter_mut().zip(&spectrum) {
                 *p = c.re * c.re + c.im * c.im;
             }
-            for f in &self.filters {
-                let e: f64 = f.iter().zip(&power).map(|(w, p)| w * p).sum();
+            for (start, w) in &self.filters {
+                let e: f64 = w.iter().zip(&power[*start..]).map(|(w, p)| w * p).sum();
                 out.push((e + self.cfg.log_offset).ln() as f32);
             }
         }

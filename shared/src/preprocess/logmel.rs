@@ -163,8 +163,15 @@ impl LogMel {
         let mut power = vec![0.0f64; half + 1];
         for t in 0..frames {
             let start = (t * self.cfg.hop) as isize - half as isize;
-            for (k, v) in input.iter_mut().enumerate() {
-                *v = at(start + k as isize) * self.window[k];
+            if start >= 0 && start as usize + self.cfg.n_fft <= n {
+                let frame = &wave[start as usize..start as usize + self.cfg.n_fft];
+                for ((v, &x), &w) in input.iter_mut().zip(frame).zip(&self.window) {
+                    *v = x as f64 * w;
+                }
+            } else {
+                for (k, v) in input.iter_mut().enumerate() {
+                    *v = at(start + k as isize) * self.window[k];
+                }
             }
             self.fft
                 .process_with_scratch(&mut input, &mut spectrum, &mut scratch)

@@ -698,4 +698,34 @@ fn frame_dino_and_spectrogram_are_added_to_an_existing_store() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("frame_dino"));
     assert_eq!(snapshot(&store), after);
+    // a clip shorter than spectrogram.min_seconds is a named fault, never a padded spectrogram
+    let strict_cfg = tmp.path().join("min4.toml");
+    let text = std::fs::read_to_string(config()).unwrap();
+    assert!(text.contains("min_seconds = 1.0"));
+    std::fs::write(
+        &strict_cfg,
+        text.replace("min_seconds = 1.0", "min_seconds = 3.5"),
+    )
+    .unwrap();
+    let short = tmp.path().join("short.zarr");
+    let mut a = run_args(&f.data, &short, &["--only", "spectrogram"]);
+    a[2] = strict_cfg.display().to_string();
+    assert!(run(&a.iter().map(String::as_str).collect::<Vec<_>>())
+        .status
+        .success());
+    let faults = report_of(&short, "extract")["faults"].clone();
+    let faults = faults.as_array().unwrap();
+    assert_eq!(faults.len(), 24);
+    for x in faults {
+        assert_eq!(x["modality"], "audio");
+        assert!(x["file"].as_str().unwrap().ends_with(".flac"), "{x}");
+        let e = x["error"].as_str().unwrap();
+        assert!(
+            e.contains("shorter than spectrogram.min_seconds = 3.5"),
+            "{e}"
+        );
+    }
+    assert!(!snapshot(&short)
+        .keys()
+        .any(|k| k.starts_with("audio/spectrogram/c/")));
 }

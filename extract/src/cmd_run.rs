@@ -52,6 +52,13 @@ pub struct RunArgs {
     /// Frames sampled uniformly from each video.
     #[arg(long)]
     video_frames: Option<usize>,
+    /// Frames of the video/frame_dino stage, sampled uniformly over the clip (frame_dino.frames).
+    #[arg(long)]
+    frame_dino_frames: Option<usize>,
+    /// DINOv3 hidden-state index of the video/frame_dino stage (frame_dino.layer; seed "Layer
+    /// 12" = 11).
+    #[arg(long)]
+    frame_dino_layer: Option<usize>,
     /// Spatial average pooling factor of the V-JEPA 2 token grid (1 = keep all tokens).
     #[arg(long)]
     video_pool: Option<usize>,
@@ -78,7 +85,10 @@ pub struct RunArgs {
     /// This process fills batch groups g with g % n == i (run n processes for n GPUs/nodes).
     #[arg(long, default_value = "0/1")]
     shard: Shard,
-    /// Only these modalities: video,audio,image,sensor,text.
+    /// Only these stages (comma-separated): video, audio, image, sensor, text, frame_dino
+    /// (video/frame_dino: DINOv3 on frame_dino.frames video frames), spectrogram
+    /// (audio/spectrogram: log-mel of the whole clip). Adds them to an existing store without
+    /// touching the other arrays.
     #[arg(long, value_delimiter = ',')]
     only: Option<Vec<StageKind>>,
     /// Stop at the first faulty sample with a non-zero exit (default: report it and go on).
@@ -115,6 +125,8 @@ fn apply(args: &RunArgs) -> Result<ExtractConfig> {
     set!(c.image.layers, args.dino_layers);
     set!(c.video.frames, args.video_frames);
     set!(c.video.pool, args.video_pool);
+    set!(c.frame_dino.frames, args.frame_dino_frames);
+    set!(c.frame_dino.layer, args.frame_dino_layer);
     set!(c.run.batch_size, args.batch_size);
     set!(c.run.workers, args.workers);
     set!(c.run.threads, args.threads);

@@ -89,12 +89,17 @@ fn device_and_cpu_preprocessing_give_identical_stores_on_cpu() {
     };
     let dev = t.join("device.zarr");
     let cpu = t.join("cpu.zarr");
-    extract(&dev, &["--preprocess", "device", "--only", "video,image"]);
-    extract(&cpu, &["--preprocess", "cpu", "--only", "video,image"]);
+    let only = "video,image,frame_dino";
+    extract(&dev, &["--preprocess", "device", "--only", only]);
+    extract(&cpu, &["--preprocess", "cpu", "--only", only]);
     let (a, b) = (snapshot(&dev), snapshot(&cpu));
     assert!(
         a.keys().any(|k| k.starts_with("video/tokens/c/")),
         "no video chunks"
+    );
+    assert!(
+        a.keys().any(|k| k.starts_with("video/frame_dino/c/")),
+        "no frame_dino chunks"
     );
     assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
     for (k, v) in &a {

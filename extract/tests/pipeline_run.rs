@@ -284,6 +284,46 @@ fn stored_features_equal_extract_forward() {
     );
     assert!(e < 1e-5, "video tokens differ from extract forward: {e}");
 
+    // video frames -> DINOv3 hidden_states[frame_dino.layer = 3], mean over tokens per frame
+    // (4 frames of the .avi through the image views' preprocessing, grey replicated to RGB)
+    let fr =
+        weld_cache::data::video::read_video_frames(&files.video().unwrap(), 4, &rec.key).unwrap();
+    let n = fr.h * fr.w * 3;
+    let px: Vec<Tensor> = (0..fr.t)
+        .map(|k| dinov3_pixels(&fr.data[k * n..(k + 1) * n], fr.h, fr.w, 224, 224, &norm).unwrap())
+        .collect();
+    let out = forward("dinov3", "pixel_values", &Tensor::stack(&px, 0), tmp.path());
+    let want = get(&out, "hidden_states.3").mean_dim(1, false, tch::Kind::Float); // [4, 64]
+    let ours = read(&store, "video/frame_dino", i);
+    assert_eq!(ours.len(), 4 * 64, "video/frame_dino is [frames, D]");
+    let e = max_rel_err(&ours, &want);
+    assert!(
+        e < 1e-5,
+        "video/frame_dino differs from extract forward: {e}"
+    );
+
+    // audio -> the whole clip's log-mel at the configured length (the 3 s clips are padded to
+    // 4 s and say so); the transform itself is tested against torchaudio (preprocess_fbank)
+    let wave = weld_cache::data::audio::read_audio_16k(&files.audio().unwrap(), &rec.key).unwrap();
+    let cfg = weld_cache::pipeline::ExtractConfig::from_file(Path::new(&config())).unwrap();
+    let sp = &cfg.spectrogram;
+    let (x, fit) = weld_cache::preprocess::fit_clip(&wave, sp.clip_samples(), sp.hop);
+    let want = weld_cache::preprocess::LogMel::new(sp.logmel())
+        .unwrap()
+        .compute(&x)
+        .unwrap();
+    assert_eq!(want.len(), (1 + 64000 / 320) * 64);
+    assert_eq!(read(&store, "audio/spectrogram", i), want);
+    assert!(
+        wave.len() < 64000 && fit.valid_frames == 150,
+        "{}",
+        wave.len()
+    );
+    assert_eq!(
+        read(&store, "audio/spectrogram_clip", i),
+        vec![wave.len() as f32 / 16000.0, 150.0]
+    );
+
     // text -> CLIP text_embeds of the prompt
     let clip = weld_cache::backbones::clip::ClipText::load(
         &f.models.join("clip"),
@@ -581,4 +621,111 @@ fn adding_a_dinov3_layer_computes_only_that_array() {
     assert!(run(&["verify", "--store", store.to_str().unwrap()])
         .status
         .success());
+}
+
+#[test]
+fn frame_dino_and_spectrogram_are_added_to_an_existing_store() {
+    let f = fixture();
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("old.zarr");
+    // a store of the original stages, then the two new ones added with --only
+    let old = "video,audio,image,sensor,text";
+    assert!(extract(&f.data, &store, &["--only", old]).status.success());
+    let before = snapshot(&store);
+    assert!(!before.keys().any(|k| k.starts_with("video/frame_dino")));
+    assert!(
+        extract(&f.data, &store, &["--only", "frame_dino,spectrogram"])
+            .status
+            .success()
+    );
+    let report = report_of(&store, "extract");
+    let stages = report["stages"].as_array().unwrap();
+    let names: Vec<&str> = stages
+        .iter()
+        .map(|s| s["stage"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["spectrogram", "frame_dino"],
+        "only the new stages ran"
+    );
+    for s in stages {
+        assert_eq!(s["written"], 24, "{s}");
+    }
+    let after = snapshot(&store);
+    for (k, v) in &before {
+        assert!(after[k] == *v, "{k} changed when the new stages were added");
+    }
+    for a in [
+        "video/frame_dino/c/",
+        "audio/spectrogram/c/",
+        "audio/spectrogram_clip/c/",
+    ] {
+        assert!(after.keys().any(|k| k.starts_with(a)), "no {a} chunks");
+    }
+    // provenance of each new stage in its own group, recorded as the others are
+    let attrs = |g: &str| -> Value {
+        let p = store.join(g).join("zarr.json");
+        serde_json::from_slice::<Value>(&std::fs::read(p).unwrap()).unwrap()["attributes"]
+            ["provenance"]
+            .clone()
+    };
+    let fd = attrs("frame_dino");
+    assert_eq!(fd["layer"], 3);
+    assert_eq!(fd["preprocess"]["frames"], 4);
+    assert_eq!(fd["preprocess"]["gray"], "replicated to RGB");
+    assert!(!fd["weights"].as_array().unwrap().is_empty());
+    let sp = attrs("spectrogram");
+    for (k, v) in [
+        ("n_fft", 1024),
+        ("hop", 320),
+        ("n_mels", 64),
+        ("sample_rate", 16000),
+    ] {
+        assert_eq!(sp[k], v, "{k}");
+    }
+    assert!(sp["fit"].as_str().unwrap().contains("padded"));
+    // the grown store equals one extracted with every stage in one run
+    assert_same_store(reference_store(), &store);
+    let v = run(&["verify", "--store", store.to_str().unwrap()]);
+    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stdout));
+    // a changed frame_dino setting is refused on this store (provenance), nothing written
+    let o = extract(
+        &f.data,
+        &store,
+        &["--only", "frame_dino", "--frame-dino-layer", "2"],
+    );
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("frame_dino"));
+    assert_eq!(snapshot(&store), after);
+    // a clip shorter than spectrogram.min_seconds is a named fault, never a padded spectrogram
+    let strict_cfg = tmp.path().join("min4.toml");
+    let text = std::fs::read_to_string(config()).unwrap();
+    assert!(text.contains("min_seconds = 1.0"));
+    std::fs::write(
+        &strict_cfg,
+        text.replace("min_seconds = 1.0", "min_seconds = 3.5"),
+    )
+    .unwrap();
+    let short = tmp.path().join("short.zarr");
+    let mut a = run_args(&f.data, &short, &["--only", "spectrogram"]);
+    a[2] = strict_cfg.display().to_string();
+    assert!(run(&a.iter().map(String::as_str).collect::<Vec<_>>())
+        .status
+        .success());
+    let faults = report_of(&short, "extract")["faults"].clone();
+    let faults = faults.as_array().unwrap();
+    assert_eq!(faults.len(), 24);
+    for x in faults {
+        assert_eq!(x["modality"], "audio");
+        assert!(x["file"].as_str().unwrap().ends_with(".flac"), "{x}");
+        let e = x["error"].as_str().unwrap();
+        assert!(
+            e.contains("shorter than spectrogram.min_seconds = 3.5"),
+            "{e}"
+        );
+    }
+    assert!(!snapshot(&short)
+        .keys()
+        .any(|k| k.starts_with("audio/spectrogram/c/")));
 }

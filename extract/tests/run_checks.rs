@@ -129,6 +129,10 @@ fn every_flag_is_checked_before_any_work() {
             vec!["--ast", "/nonexistent/ast"],
             "--ast /nonexistent/ast: no such model folder".into(),
         ),
+        (
+            vec!["--frame-dino-layer", "9"],
+            "frame_dino.layer 9 out of range: the DINOv3 model".into(),
+        ),
         (vec!["--dtype", "f64"], "--dtype / run.dtype".into()),
         (vec!["--device", "tpu"], "unknown device `tpu`".into()),
         (vec!["--device", "cuda:64"], "--device cuda:64".into()),
@@ -140,6 +144,18 @@ fn every_flag_is_checked_before_any_work() {
     for (extra, want) in &cases {
         refused(&store, &extract(&store, extra), want);
     }
+    // a misspelt stage is a usage error (clap's exit 2) that lists every stage
+    let o = extract(&store, &["--only", "frame_dino,spectrum"]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{t}");
+    assert!(
+        t.contains(
+            "unknown stage `spectrum` (expected video, audio, image, sensor, text, \
+             frame_dino, spectrogram)"
+        ),
+        "{t}"
+    );
+    assert!(!store.exists());
     if !tch::Cuda::is_available() {
         let o = extract(&store, &["--device", "cuda"]);
         refused(&store, &o, "libtorch sees no CUDA device on this machine");

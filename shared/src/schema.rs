@@ -19,6 +19,16 @@ pub const AUDIO_TOKENS: &str = "audio/tokens";
 pub const AUDIO_STARTS: &str = "audio/window_start_s";
 /// `[Tv, Dv]` V-JEPA 2 last hidden state.
 pub const VIDEO_TOKENS: &str = "video/tokens";
+/// `[N, Di]` DINOv3 features of N video frames (sampled uniformly over the clip like the V-JEPA 2
+/// frames), hidden-state index `frame_dino.layer`, mean over all tokens of each frame.
+pub const VIDEO_FRAME_DINO: &str = "video/frame_dino";
+/// `[T, F]` log-mel spectrogram of the whole clip (fixed length `spectrogram.clip_seconds`:
+/// T = 1 + clip_samples / hop frames, F = n_mels), `ln(mel power + log_offset)`.
+pub const AUDIO_SPECTROGRAM: &str = "audio/spectrogram";
+/// `[2]` f32 per sample: (the clip's duration in seconds before it was cropped or padded to
+/// `spectrogram.clip_seconds`, the number of `audio/spectrogram` frames centred in real audio;
+/// frames from there on are padding of silence).
+pub const AUDIO_SPECTROGRAM_CLIP: &str = "audio/spectrogram_clip";
 /// `[L+1, V, 2 (mean, max), Di]` DINOv3 every hidden state pooled over all tokens per view.
 pub const IMAGE_POOLED: &str = "image/pooled";
 /// `[N, Di]` DINOv3 features of N video frames (one hidden state, mean over each frame's tokens).

@@ -369,6 +369,31 @@ impl Dinov3 {
     }
 }
 
+impl Dinov3 {
+    /// pixel_values [B, 3, H, W] -> `hidden_states[layer]` [B, 1+R+Hp*Wp, D] only, running just
+    /// the first `layer` blocks (the final LayerNorm only when `layer` is the last index).
+    pub fn forward_hidden_at(&self, pixel_values: &Tensor, layer: usize) -> Result<Tensor> {
+        self.check_input(pixel_values)?;
+        let n = self.blocks.len();
+        if layer > n {
+            return Err(Error::Msg(format!(
+                "DINOv3 has hidden states 0..={n}; layer {layer} requested"
+            )));
+        }
+        Ok(tch::no_grad(|| {
+            let (mut h, rope) = self.embed(pixel_values);
+            for i in 0..layer {
+                h = self.blocks[i].forward(&h, &rope, self.config.num_attention_heads, self.act);
+            }
+            if layer == n {
+                self.norm.forward(&h)
+            } else {
+                h
+            }
+        }))
+    }
+}
+
 /// Writes a tiny random `DINOv3ViTModel` folder (config.json + model.safetensors, HF key names).
 pub fn write_tiny(dir: &Path, seed: u64) -> Result<()> {
     let config = Config::tiny();

@@ -7,23 +7,32 @@ use std::path::{Path, PathBuf};
 
 /// One modality stage of the extraction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum StageKind {
     Video,
     Audio,
     Image,
     Sensor,
     Text,
+    /// `video/frame_dino`: DINOv3 on N frames of the video (`[frame_dino]`).
+    FrameDino,
+    /// `audio/spectrogram`: log-mel of the whole clip (`[spectrogram]`).
+    Spectrogram,
 }
 
 impl StageKind {
-    pub const ALL: [StageKind; 5] = [
+    /// Every stage, in the order a run executes them (cheap ones first).
+    pub const ALL: [StageKind; 7] = [
         StageKind::Sensor,
         StageKind::Text,
+        StageKind::Spectrogram,
         StageKind::Image,
+        StageKind::FrameDino,
         StageKind::Audio,
         StageKind::Video,
     ];
+    /// The names `--only` accepts, for help texts and errors.
+    pub const NAMES: &'static str = "video, audio, image, sensor, text, frame_dino, spectrogram";
     pub fn as_str(self) -> &'static str {
         match self {
             StageKind::Video => "video",
@@ -31,6 +40,8 @@ impl StageKind {
             StageKind::Image => "image",
             StageKind::Sensor => "sensor",
             StageKind::Text => "text",
+            StageKind::FrameDino => "frame_dino",
+            StageKind::Spectrogram => "spectrogram",
         }
     }
 }
@@ -44,8 +55,11 @@ impl std::str::FromStr for StageKind {
             "image" | "images" => Ok(StageKind::Image),
             "sensor" | "sensors" => Ok(StageKind::Sensor),
             "text" => Ok(StageKind::Text),
+            "frame_dino" => Ok(StageKind::FrameDino),
+            "spectrogram" => Ok(StageKind::Spectrogram),
             other => Err(Error::Msg(format!(
-                "unknown modality `{other}` (expected video, audio, image, sensor, text)"
+                "unknown stage `{other}` (expected {})",
+                StageKind::NAMES
             ))),
         }
     }
@@ -193,6 +207,56 @@ pub struct ImageSection {
     pub jpeg_reduce: bool,
 }
 
+/// `[frame_dino]`: the `video/frame_dino` stage.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FrameDinoSection {
+    /// Frames of the `.avi`, sampled uniformly over the clip as the V-JEPA 2 frames are
+    /// (`data::video::uniform_indices`).
+    pub frames: usize,
+    /// DINOv3 hidden-state index (0 = embeddings; the seed's "Layer 12" = 11).
+    pub layer: usize,
+}
+
+/// `[spectrogram]`: the `audio/spectrogram` stage (`preprocess::logmel`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpectrogramSection {
+    /// Hz; the audio reader resamples every clip to 16000.
+    pub sample_rate: usize,
+    /// Every clip is cropped (longer: its first `clip_seconds`) or padded at the end with silence
+    /// (shorter) to this length, recorded per sample in `audio/spectrogram_clip`.
+    pub clip_seconds: f64,
+    /// A clip shorter than this is a fault of its sample rather than mostly padding.
+    pub min_seconds: f64,
+    pub n_fft: usize,
+    pub hop: usize,
+    pub n_mels: usize,
+    pub f_min: f64,
+    pub f_max: f64,
+    /// `ln(mel power + log_offset)`.
+    pub log_offset: f64,
+}
+
+impl SpectrogramSection {
+    /// Samples of the fixed clip length.
+    pub fn clip_samples(&self) -> usize {
+        (self.clip_seconds * self.sample_rate as f64).round() as usize
+    }
+
+    pub fn logmel(&self) -> crate::preprocess::LogMelConfig {
+        crate::preprocess::LogMelConfig {
+            sample_rate: self.sample_rate,
+            n_fft: self.n_fft,
+            hop: self.hop,
+            n_mels: self.n_mels,
+            f_min: self.f_min,
+            f_max: self.f_max,
+            log_offset: self.log_offset,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SensorSection {
@@ -216,6 +280,8 @@ pub struct ExtractConfig {
     pub video: VideoSection,
     pub audio: AudioSection,
     pub image: ImageSection,
+    pub frame_dino: FrameDinoSection,
+    pub spectrogram: SpectrogramSection,
     pub sensor: SensorSection,
     pub text: TextSection,
 }
@@ -238,6 +304,30 @@ impl ExtractConfig {
         if self.audio.windows == 0 || self.sensor.steps < 2 || self.image.size == 0 {
             return bad("audio.windows >= 1, sensor.steps >= 2, image.size >= 1 required".into());
         }
+        if self.frame_dino.frames == 0 {
+            return bad("frame_dino.frames must be >= 1".into());
+        }
+        let sp = &self.spectrogram;
+        if sp.sample_rate != 16000 {
+            return bad(format!(
+                "spectrogram.sample_rate {}: the audio reader resamples every clip to 16000 Hz",
+                sp.sample_rate
+            ));
+        }
+        if !(sp.min_seconds > 0.0 && sp.min_seconds <= sp.clip_seconds) {
+            return bad(format!(
+                "spectrogram: need 0 < min_seconds ({}) <= clip_seconds ({})",
+                sp.min_seconds, sp.clip_seconds
+            ));
+        }
+        if sp.clip_samples() <= sp.n_fft / 2 {
+            return bad(format!(
+                "spectrogram.clip_seconds {} is shorter than half an FFT window (n_fft {})",
+                sp.clip_seconds, sp.n_fft
+            ));
+        }
+        crate::preprocess::LogMel::new(sp.logmel())
+            .map_err(|e| Error::Msg(format!("extract config: {e}")))?;
         if self.run.only.is_empty() {
             return bad("run.only names no modality".into());
         }
@@ -305,6 +395,17 @@ mod tests {
         cfg.validate().unwrap();
         assert_eq!(cfg.image.layers, vec![9, 20, 31]);
         assert_eq!(cfg.audio.windows, 4);
+        assert_eq!((cfg.frame_dino.frames, cfg.frame_dino.layer), (16, 11));
+        for name in ["extract_demo.toml", "extract_real.toml"] {
+            let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../configs")
+                .join(name);
+            ExtractConfig::from_file(&p).unwrap().validate().unwrap();
+        }
+        for s in StageKind::ALL {
+            assert_eq!(s.as_str().parse::<StageKind>().unwrap(), s);
+            assert!(StageKind::NAMES.contains(s.as_str()));
+        }
     }
 
     #[test]

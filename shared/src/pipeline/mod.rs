@@ -7,6 +7,7 @@ pub mod precheck;
 pub mod provenance;
 pub mod run;
 pub mod stages;
+pub mod stages_extra;
 
 pub use config::{ExtractConfig, Shard, StageKind};
 pub use engine::{Fault, NoProgress, Progress, StageSummary};

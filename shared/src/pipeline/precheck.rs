@@ -6,8 +6,8 @@
 //! dtype, the manifest (readable, at least one sample), and for every stage that will run its
 //! model folder: present, `config.json` readable with the `model_type` that stage needs (the AST
 //! folder given as `--dinov3` is named as such), weight files present with a readable safetensors
-//! header of the file's size, CLIP's `tokenizer.json`, and the DINOv3 token layers within the
-//! model's hidden states.
+//! header of the file's size, CLIP's `tokenizer.json`, and the DINOv3 token layers (and the
+//! `frame_dino` layer) within the model's hidden states.
 use super::config::{ExtractConfig, StageKind};
 use crate::backbones::{loader, model_type, parse_kind};
 use crate::data::manifest::Manifest;
@@ -69,6 +69,20 @@ pub fn precheck(cfg: &ExtractConfig) -> Result<Checked> {
                     )));
                 }
             }
+            StageKind::FrameDino => {
+                check_model(&cfg.models.dinov3, "--dinov3", &["dinov3_vit"], "DINOv3")?;
+                let c: crate::backbones::dinov3::Config = loader::read_config(&cfg.models.dinov3)?;
+                let last = c.num_hidden_layers as usize;
+                if cfg.frame_dino.layer > last {
+                    return Err(Error::Msg(format!(
+                        "--frame-dino-layer / frame_dino.layer {} out of range: the DINOv3 model \
+                         in {} has hidden states 0..={last} (0 = embeddings, {last} = last block)",
+                        cfg.frame_dino.layer,
+                        cfg.models.dinov3.display()
+                    )));
+                }
+            }
+            StageKind::Spectrogram => {}
             StageKind::Audio => check_model(
                 &cfg.models.ast,
                 "--ast",

@@ -74,15 +74,29 @@ pub fn record_or_check(
     store.write_group_attrs(stage, attrs)
 }
 
+/// The zarr group holding the provenance of the stage that writes `array`: the stage's name,
+/// which is the array's group for the original stages (`video/tokens` -> `video`) and its own
+/// group for the stages that write into another stage's group (`video/frame_dino` ->
+/// `frame_dino`, `audio/spectrogram*` -> `spectrogram`), so two stages never share (and race on)
+/// one group's attributes.
+pub fn provenance_group(array: &str) -> &str {
+    use crate::schema::{AUDIO_SPECTROGRAM, AUDIO_SPECTROGRAM_CLIP, VIDEO_FRAME_DINO};
+    match array {
+        VIDEO_FRAME_DINO => "frame_dino",
+        AUDIO_SPECTROGRAM | AUDIO_SPECTROGRAM_CLIP => "spectrogram",
+        other => other.split('/').next().unwrap_or(other),
+    }
+}
+
+/// Stages whose provenance lists no weight files (no backbone).
+const NO_WEIGHTS: [&str; 2] = ["sensor", "spectrogram"];
+
 /// Provenance problems of an extracted store: every stage with arrays must have its provenance
 /// (weights' SHA-256, config, preprocessing) in the attributes of its group, and the text
 /// embedding must be present, finite and recorded. Returns one line per problem.
 pub fn check_store_provenance(reader: &StoreReader, array_names: &[String]) -> Vec<String> {
     let mut problems = Vec::new();
-    let mut stages: Vec<&str> = array_names
-        .iter()
-        .filter_map(|n| n.split('/').next())
-        .collect();
+    let mut stages: Vec<&str> = array_names.iter().map(|n| provenance_group(n)).collect();
     stages.sort();
     stages.dedup();
     let root = reader.path();
@@ -100,7 +114,10 @@ pub fn check_store_provenance(reader: &StoreReader, array_names: &[String]) -> V
     for stage in stages {
         match read(stage) {
             Err(e) => problems.push(format!("{stage}: no provenance ({e})")),
-            Ok(v) if stage != "sensor" && v["weights"].as_array().is_none_or(|w| w.is_empty()) => {
+            Ok(v)
+                if !NO_WEIGHTS.contains(&stage)
+                    && v["weights"].as_array().is_none_or(|w| w.is_empty()) =>
+            {
                 problems.push(format!("{stage}: provenance lists no weight files"))
             }
             Ok(_) => {}

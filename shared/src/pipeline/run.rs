@@ -4,10 +4,14 @@ use super::engine::{batch_groups, Fault, Progress, StageRun, StageSummary};
 use super::precheck::{precheck, Checked};
 use super::provenance::{model_provenance, record_or_check};
 use super::stages::*;
+use super::stages_extra::*;
 use crate::backbones::{ast::Ast, clip::ClipText, dinov3::Dinov3, vjepa2::VJepa2};
 use crate::data::manifest::Manifest;
 use crate::preprocess::fbank::{Fbank, FbankConfig};
-use crate::schema::{SampleRow, SAMPLES_ATTR};
+use crate::preprocess::LogMel;
+use crate::schema::{
+    SampleRow, AUDIO_SPECTROGRAM, AUDIO_SPECTROGRAM_CLIP, SAMPLES_ATTR, VIDEO_FRAME_DINO,
+};
 use crate::store::{ArraySpec, Coord, FeatureStore, StoreDtype};
 use crate::{Error, Result};
 use serde::Serialize;
@@ -132,9 +136,18 @@ pub fn run_extract(
             Ok(arrays.iter().map(|(n, _, d)| (n.clone(), *d)).collect())
         };
 
+    // DINOv3 is loaded once for the `image` and `frame_dino` stages (run one after the other)
+    // and dropped after the last of them.
+    let mut dino: Option<Dinov3> = None;
+    let last_dino = StageKind::ALL.into_iter().rfind(|s| {
+        matches!(s, StageKind::Image | StageKind::FrameDino) && cfg.run.only.contains(s)
+    });
     for stage in StageKind::ALL {
         if !cfg.run.only.contains(&stage) {
             continue;
+        }
+        if matches!(stage, StageKind::Image | StageKind::FrameDino) && dino.is_none() {
+            dino = Some(Dinov3::load(&cfg.models.dinov3, device, kind)?);
         }
         let summary = match stage {
             StageKind::Sensor => {
@@ -159,7 +172,7 @@ pub fn run_extract(
             }
             StageKind::Text => run_text(cfg, &store, device, kind, progress)?,
             StageKind::Image => {
-                let model = Dinov3::load(&cfg.models.dinov3, device, kind)?;
+                let model = dino.as_ref().expect("loaded above");
                 let mut prov = model_provenance(&cfg.models.dinov3)?;
                 prov["preprocess"] = json!({ "size": cfg.image.size, "norm": "imagenet", "order": "rescale,resize(bilinear,antialias),normalize", "at": preprocess_at(cfg, device), "jpeg_reduce": cfg.image.jpeg_reduce });
                 prov["compute_dtype"] = json!(cfg.run.dtype);
@@ -185,8 +198,63 @@ pub fn run_extract(
                             device,
                         )?;
                         prep.fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
-                        compute_images(&model, &cfg.image.layers, x, views, kind)
+                        compute_images(model, &cfg.image.layers, x, views, kind)
                     },
+                    progress,
+                    &mut faults,
+                )?
+            }
+            StageKind::FrameDino => {
+                let model = dino.as_ref().expect("loaded above");
+                let fd = &cfg.frame_dino;
+                let mut prov = model_provenance(&cfg.models.dinov3)?;
+                prov["preprocess"] = json!({ "frames": fd.frames, "sampling": "uniform by index (first and last frame included)", "source": "video", "reader": cfg.video.reader.as_str(), "gray": "replicated to RGB", "size": cfg.image.size, "norm": "imagenet", "order": "rescale,resize(bilinear,antialias),normalize", "at": preprocess_at(cfg, device) });
+                prov["layer"] = json!(fd.layer);
+                prov["pooling"] =
+                    json!("mean over all tokens (CLS, registers, patches) of each frame, f32");
+                prov["compute_dtype"] = json!(cfg.run.dtype);
+                record_or_check(&store, &cfg.store.path, "frame_dino", &prov)?;
+                let d = model.config().hidden_size as usize;
+                let arrays = ensure(&[(VIDEO_FRAME_DINO.into(), vec![fd.frames, d], sdt)])?;
+                let prep = AtomicU64::new(0);
+                stage_run("frame_dino", arrays)
+                    .with_device_prep(&prep)
+                    .run(
+                        |i| prepare_frame_dino(&ctx, cfg, i),
+                        |batch| {
+                            let t = Instant::now();
+                            let x = frame_dino_batch(
+                                cfg.image.size,
+                                batch.into_iter().map(|x| x.1).collect(),
+                                device,
+                            )?;
+                            prep.fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                            compute_frame_dino(model, fd.layer, fd.frames as i64, x, kind)
+                        },
+                        progress,
+                        &mut faults,
+                    )?
+            }
+            StageKind::Spectrogram => {
+                let sp = &cfg.spectrogram;
+                let logmel = LogMel::new(sp.logmel())?;
+                let prov = json!({
+                    "transform": "torchaudio.transforms.MelSpectrogram(win_length=n_fft, window=hann(periodic), power=2, center=True, pad_mode=reflect, norm=None, mel_scale=htk), then ln(mel + log_offset)",
+                    "sample_rate": sp.sample_rate, "n_fft": sp.n_fft, "hop": sp.hop, "n_mels": sp.n_mels,
+                    "f_min": sp.f_min, "f_max": sp.f_max, "log_offset": sp.log_offset,
+                    "clip_seconds": sp.clip_seconds, "clip_samples": sp.clip_samples(), "min_seconds": sp.min_seconds,
+                    "fit": "longer clips cropped to their first clip_samples; shorter ones padded at the end with silence (zeros); per sample in audio/spectrogram_clip: [source seconds, frames centred in real audio]; shorter than min_seconds: a fault",
+                    "tool_version": tool,
+                });
+                record_or_check(&store, &cfg.store.path, "spectrogram", &prov)?;
+                let frames = logmel.num_frames(sp.clip_samples());
+                let arrays = ensure(&[
+                    (AUDIO_SPECTROGRAM.into(), vec![frames, sp.n_mels], sdt),
+                    (AUDIO_SPECTROGRAM_CLIP.into(), vec![2], StoreDtype::F32),
+                ])?;
+                stage_run("spectrogram", arrays).run(
+                    |i| prepare_spectrogram(&ctx, cfg, &logmel, i),
+                    |batch| Ok(batch.into_iter().map(|(_, v)| v).collect()),
                     progress,
                     &mut faults,
                 )?
@@ -251,6 +319,9 @@ pub fn run_extract(
             }
         };
         stages.push(summary);
+        if Some(stage) == last_dino {
+            dino = None;
+        }
     }
     let report = ExtractReport {
         tool_version: tool.to_string(),

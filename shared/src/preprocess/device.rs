@@ -91,3 +91,40 @@ pub fn dinov3_pixels_bgr_u8(
         Ok(((x - mean) / std).contiguous())
     })
 }
+
+/// DINOv3 pixel values of video frames from uint8 frames on any device: the image views'
+/// preprocessing (rescale, bilinear antialiased resize to `out_h` x `out_w`, ImageNet
+/// normalisation) applied to each frame.
+///
+/// `frames`: `[T, H, W, C]` u8 with C = 1 (grey: resized on one channel and replicated to RGB
+/// by the normalisation's broadcast, as for V-JEPA 2; the resize is per channel, so this equals
+/// resizing three equal channels) or 3 (RGB).
+/// Returns `[T, 3, out_h, out_w]` f32 on the device of `frames`.
+pub fn dinov3_pixels_frames_u8(
+    frames: &Tensor,
+    out_h: usize,
+    out_w: usize,
+    norm: &ImageNorm,
+) -> Result<Tensor> {
+    let s = frames.size();
+    if s.len() != 4 || !(s[3] == 1 || s[3] == 3) || frames.kind() != Kind::Uint8 || s.contains(&0) {
+        return Err(Error::Preprocess(format!(
+            "dinov3_pixels_frames_u8: expected [T, H, W, 1 or 3] u8 frames, got {s:?} {:?}",
+            frames.kind()
+        )));
+    }
+    if out_h == 0 || out_w == 0 {
+        return Err(Error::Preprocess(format!(
+            "dinov3_pixels_frames_u8: output size {out_h}x{out_w} has a zero side"
+        )));
+    }
+    tch::no_grad(|| {
+        let x = frames.permute([0, 3, 1, 2]).to_kind(Kind::Float);
+        let x = x * (1.0 / 255.0);
+        let x = resize_bilinear_aa(&x, out_h, out_w);
+        let (mean, std) = norm_on(norm, 1.0, &x);
+        let y = (x - mean) / std;
+        Ok(y.expand([s[0], 3, out_h as i64, out_w as i64], false)
+            .contiguous())
+    })
+}

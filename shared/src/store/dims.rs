@@ -11,6 +11,9 @@
 //! | `image/pooled` | sample, layer, view, stat (0 mean, 1 max), feature |
 //! | `image/tokens_L{i}` | sample, view, token, feature |
 //! | `sensor/raw` | sample, step, channel |
+//! | `video/frame_dino` | sample, frame, dino_feature |
+//! | `audio/spectrogram` | sample, spec_frame, mel |
+//! | `audio/spectrogram_clip` | sample, clip_fact (0 source seconds, 1 valid frames) |
 //!
 //! Any other array (or a known name with another rank) gets `sample, <leaf>_d1, <leaf>_d2, ...`,
 //! unique to the array so that two unknown arrays of one group never claim one dimension with two
@@ -30,6 +33,9 @@ pub fn dimension_names(name: &str, sample_ndim: usize) -> Vec<String> {
         "audio/window_start_s" => Some(&["window"]),
         "image/pooled" => Some(&["layer", "view", "stat", "feature"]),
         "sensor/raw" => Some(&["step", "channel"]),
+        "video/frame_dino" => Some(&["frame", "dino_feature"]),
+        "audio/spectrogram" => Some(&["spec_frame", "mel"]),
+        "audio/spectrogram_clip" => Some(&["clip_fact"]),
         n if n.starts_with("image/tokens_L") => Some(&["view", "token", "feature"]),
         _ => None,
     };

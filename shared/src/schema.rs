@@ -31,10 +31,6 @@ pub const AUDIO_SPECTROGRAM: &str = "audio/spectrogram";
 pub const AUDIO_SPECTROGRAM_CLIP: &str = "audio/spectrogram_clip";
 /// `[L+1, V, 2 (mean, max), Di]` DINOv3 every hidden state pooled over all tokens per view.
 pub const IMAGE_POOLED: &str = "image/pooled";
-/// `[N, Di]` DINOv3 features of N video frames (one hidden state, mean over each frame's tokens).
-pub const VIDEO_FRAME_DINO: &str = "video/frame_dino";
-/// `[T, F]` log-mel spectrogram of the whole clip at a fixed frame rate.
-pub const AUDIO_SPECTROGRAM: &str = "audio/spectrogram";
 /// `[L, C]` sensors resampled to L steps.
 pub const SENSOR_RAW: &str = "sensor/raw";
 /// The store-level array with the CLIP text embedding of the prompt (`[feature]`, f32).

@@ -34,7 +34,7 @@ head_run() { # NAME ARGS...: one run, its log beside it, one line of TEST metric
   local name=$1; shift
   "$BIN/train-head" train "$@" --out "$H/$name" > "$H/$name.log" 2>&1 \
     || { tail -20 "$H/$name.log"; echo "[demo] $name failed (log: $H/$name.log)" >&2; exit 1; }
-  echo "  $name: $(grep '^TEST' "$H/$name.log")"
+  echo "  $name: $(grep '^TEST  ' "$H/$name.log")"
 }
 for h in video_ae mlp_ae concat_mlp gaussian knn; do
   head_run "${h//_/-}" --store data/demo/store.zarr --config "configs/$h.toml"

@@ -36,7 +36,7 @@ head_run() { # NAME ARGS...: one run, its log beside it, one line of TEST metric
     || { tail -20 "$H/$name.log"; echo "[demo] $name failed (log: $H/$name.log)" >&2; exit 1; }
   echo "  $name: $(grep '^TEST  ' "$H/$name.log")"
 }
-for h in video_ae mlp_ae concat_mlp gaussian knn; do
+for h in video_ae mlp_ae concat_mlp paper_audio_ae paper_video_ae gaussian knn; do
   head_run "${h//_/-}" --store data/demo/store.zarr --config "configs/$h.toml"
 done
 for m in video audio image sensor; do
@@ -44,8 +44,11 @@ for m in video audio image sensor; do
 done
 # the seed's late fusion: Causal-FiLM + the video autoencoder, z-scored on TRAIN and summed
 head_run late-fusion --config configs/late_fusion.toml --runs runs/demo "$H/video-ae"
+# the dataset paper's baseline (V-JEPA 2 instead of SlowFast): 0.37 audio AE + 0.63 video AE
+head_run paper-ae --config configs/paper_ae.toml --runs "$H/paper-audio-ae" "$H/paper-video-ae"
 "$BIN/train-head" compare --out runs/demo-compare --runs runs/demo "$H/video-ae" "$H/late-fusion" \
-  "$H/mlp-ae" "$H/concat-mlp" "$H/gaussian" "$H/knn" "$H/ae-video" "$H/ae-audio" "$H/ae-image" \
+  "$H/paper-ae" "$H/paper-audio-ae" "$H/paper-video-ae" "$H/mlp-ae" "$H/concat-mlp" \
+  "$H/gaussian" "$H/knn" "$H/ae-video" "$H/ae-audio" "$H/ae-image" \
   "$H/ae-sensor"
 echo
 echo "[demo] done in $(( $(date +%s) - t0 )) s. Metrics: runs/demo/metrics.json, plots: runs/demo/plots/,"

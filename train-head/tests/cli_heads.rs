@@ -71,6 +71,8 @@ fn every_head_trains_then_fuses_and_compares() {
             &["--modality", "image"],
         ),
         train(dir, &store, "concat-mlp", &ae("concat_mlp", "image_layer = 2"), &[]),
+        train(dir, &store, "paper-audio-ae", &format!("head = \"paper-audio-ae\"\n[paper_audio_ae]\nchannels = 8\nbottleneck = 4\n{t}"), &[]),
+        train(dir, &store, "paper-video-ae", &format!("head = \"paper-video-ae\"\n[paper_video_ae]\nhidden = 16\nbottleneck = 4\ntime_steps = 2\nwindow_steps = 1\n{t}"), &[]),
         train(
             dir,
             &store,
@@ -104,6 +106,8 @@ fn every_head_trains_then_fuses_and_compares() {
             "ae",
             "ae",
             "concat-mlp",
+            "paper-audio-ae",
+            "paper-video-ae",
             "gaussian",
             "knn"
         ]

@@ -11,11 +11,12 @@
 //! `video/frame_dino` `[frames, Di]` (per-frame DINOv3-like features of the video) follows the
 //! latent through its own maps and carries half the defect offset (a defect is partly visible
 //! while welding); it is drawn from a second random stream, so the other arrays do not depend on
-//! whether it is written.
+//! whether it is written. `audio/spectrogram` `[frames, mels]` (same stream) follows the latent
+//! and a defect adds an offset to its second half of frames (a burst in the sound).
 //! Writes the `samples` attribute, the sample coordinates and `text/embed` as `extract run` does.
 use crate::schema::{
-    image_tokens_name, SampleRow, Split, AUDIO_STARTS, AUDIO_TOKENS, IMAGE_POOLED, SAMPLES_ATTR,
-    SENSOR_RAW, VIDEO_FRAME_DINO, VIDEO_TOKENS,
+    image_tokens_name, SampleRow, Split, AUDIO_SPECTROGRAM, AUDIO_STARTS, AUDIO_TOKENS,
+    IMAGE_POOLED, SAMPLES_ATTR, SENSOR_RAW, VIDEO_FRAME_DINO, VIDEO_TOKENS,
 };
 use crate::store::{ArraySpec, FeatureStore, StoreDtype};
 use crate::{Error, Result};
@@ -59,6 +60,9 @@ pub struct SynthStoreSpec {
     /// frames of `video/frame_dino` (`[frames, image_dim]`); 0 leaves the array out
     #[serde(default = "default_frames")]
     pub frames: usize,
+    /// `audio/spectrogram` frames and mel bins (`[frames, mels]`); 0 frames leaves it out
+    #[serde(default = "default_spectrogram")]
+    pub spectrogram: (usize, usize),
     /// store every sample as UNLABELLED without a class (new welds to score); the features are
     /// those of the labelled store of the same spec
     #[serde(default)]
@@ -103,6 +107,7 @@ impl Default for SynthStoreSpec {
             sensor_channels: 6,
             text_dim: 16,
             frames: default_frames(),
+            spectrogram: default_spectrogram(),
             unlabelled: false,
             sample_seed: None,
             faulted: vec![],
@@ -116,6 +121,10 @@ impl Default for SynthStoreSpec {
 
 fn default_frames() -> usize {
     4
+}
+
+fn default_spectrogram() -> (usize, usize) {
+    (16, 8)
 }
 
 struct Gen {
@@ -261,6 +270,22 @@ pub fn write_synth_store(path: &Path, s: &SynthStoreSpec) -> Result<()> {
                 .collect()
         })
         .collect();
+    let (spec_t, spec_f) = s.spectrogram;
+    if spec_t > 0 {
+        store.ensure_array(&ArraySpec::new(AUDIO_SPECTROGRAM, &[spec_t, spec_f], d))?;
+    }
+    let wsp: Vec<f32> = g2
+        .normal(s.rank * spec_f)
+        .iter()
+        .map(|x| x * scale)
+        .collect();
+    let spec_dir: Vec<Vec<f32>> = (0..s.n_classes)
+        .map(|_| {
+            let u = g2.normal(spec_f);
+            let norm = u.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-6);
+            u.iter().map(|x| x / norm).collect()
+        })
+        .collect();
     if let Some(seed) = s.sample_seed {
         g.rng = ChaCha8Rng::seed_from_u64(seed);
         g2.rng = ChaCha8Rng::seed_from_u64(seed ^ 0x9e37_79b9_7f4a_7c15);
@@ -342,6 +367,24 @@ pub fn write_synth_store(path: &Path, s: &SynthStoreSpec) -> Result<()> {
             }
             store.write_sample(VIDEO_FRAME_DINO, i, &frames)?;
             store.mark_done(VIDEO_FRAME_DINO, i)?;
+        }
+        if spec_t > 0 {
+            // a stationary log-mel driven by the latent; a defect raises its last half of frames
+            let base = project(&z, &wsp, spec_f);
+            let mut spec = Vec::with_capacity(spec_t * spec_f);
+            for t in 0..spec_t {
+                let e = g2.normal(spec_f);
+                for k in 0..spec_f {
+                    let burst = if class > 0 && t >= spec_t / 2 {
+                        s.shift * spec_dir[class as usize - 1][k]
+                    } else {
+                        0.0
+                    };
+                    spec.push(base[k] + s.noise * e[k] + burst);
+                }
+            }
+            store.write_sample(AUDIO_SPECTROGRAM, i, &spec)?;
+            store.mark_done(AUDIO_SPECTROGRAM, i)?;
         }
         let starts: Vec<f32> = (0..s.audio_windows).map(|w| w as f32 * 1.5).collect();
         if s.faulted.contains(&i) {

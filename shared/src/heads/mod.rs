@@ -14,6 +14,7 @@ pub mod gaussian;
 pub mod knn;
 pub mod late_fusion;
 pub mod mlp_ae;
+pub mod paper_ae;
 pub mod pooled;
 pub mod registry;
 pub mod video_ae;

@@ -8,6 +8,7 @@ use crate::heads::gaussian::Gaussian;
 use crate::heads::knn::Knn;
 use crate::heads::late_fusion;
 use crate::heads::mlp_ae::MlpAe;
+use crate::heads::paper_ae::{audio::PaperAudioAe, video::PaperVideoAe};
 use crate::heads::video_ae::VideoAe;
 use crate::heads::Head;
 use crate::train::driver::{run_bank, run_gradient, Outcome, Setup, Task};
@@ -49,6 +50,16 @@ pub const HEADS: &[Entry] = &[
     Entry {
         name: ConcatMlp::NAME,
         run: run_gradient::<ConcatMlp>,
+        reads_store: true,
+    },
+    Entry {
+        name: PaperAudioAe::NAME,
+        run: run_gradient::<PaperAudioAe>,
+        reads_store: true,
+    },
+    Entry {
+        name: PaperVideoAe::NAME,
+        run: run_gradient::<PaperVideoAe>,
         reads_store: true,
     },
     Entry {

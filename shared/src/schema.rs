@@ -38,6 +38,28 @@ pub const TEXT_FILE: &str = crate::store::TEXT_EMBED;
 /// Group attribute holding the sample table.
 pub const SAMPLES_ATTR: &str = "samples";
 
+/// The group attribute holding a stage's provenance (on the stage's zarr group, e.g. `image`):
+/// backbone config, weights' SHA-256, preprocessing, layers, dtype.
+pub const PROVENANCE_ATTR: &str = "provenance";
+
+/// Provenance fields that may differ between two extractions with the same settings (where the
+/// model folder is, which tool version ran, which device); everything else must be equal.
+pub const PROVENANCE_VOLATILE: [&str; 3] = ["model_dir", "tool_version", "device"];
+
+/// `v` without the [`PROVENANCE_VOLATILE`] fields, at any depth of objects.
+pub fn strip_volatile(v: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(k, _)| !PROVENANCE_VOLATILE.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), strip_volatile(v)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
 /// Name of the token array of DINOv3 hidden-state index `layer`: `[V, Ntok, Di]`.
 pub fn image_tokens_name(layer: i64) -> String {
     format!("image/tokens_L{layer}")

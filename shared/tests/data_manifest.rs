@@ -158,18 +158,7 @@ fn real_manifest_sessions_and_resplit() {
     use weld_cache::features::splits::{by_session, sessions_across};
     use weld_cache::schema::SampleRow;
     let m = Manifest::read(&real_manifest()).unwrap();
-    let table: Vec<SampleRow> = m
-        .samples
-        .iter()
-        .map(|r| SampleRow {
-            key: r.key.clone(),
-            id: r.id.clone(),
-            class_code: Some(r.class_code),
-            class_name: Some(r.class_name.clone()),
-            split: r.split,
-            session: Some(r.directory.clone()),
-        })
-        .collect();
+    let table: Vec<SampleRow> = m.samples.iter().map(|r| r.sample_row()).collect();
     let (across, total) = sessions_across(&table);
     println!("shipped split: {across} of {total} sessions on more than one side");
     assert_eq!((across, total), (215, 236));

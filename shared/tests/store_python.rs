@@ -215,6 +215,7 @@ fn extract_layout_opens_cleanly_in_zarr_and_xarray() {
     assert_eq!(
         names,
         [
+            "audio/spectrogram",
             "audio/tokens",
             "audio/window_start_s",
             "class_code",
@@ -226,6 +227,7 @@ fn extract_layout_opens_cleanly_in_zarr_and_xarray() {
             "sensor/raw",
             "split",
             "text/embed",
+            "video/frame_dino",
             "video/tokens"
         ]
     );

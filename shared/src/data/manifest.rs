@@ -76,6 +76,18 @@ pub struct SampleRecord {
 }
 
 impl SampleRecord {
+    /// The row of the store's sample table (the session is `DIRECTORY`).
+    pub fn sample_row(&self) -> crate::schema::SampleRow {
+        crate::schema::SampleRow {
+            key: self.key.clone(),
+            id: self.id.clone(),
+            class_code: Some(self.class_code),
+            class_name: Some(self.class_name.clone()),
+            split: self.split,
+            session: Some(self.directory.clone()),
+        }
+    }
+
     /// True for class 0 (good weld).
     pub fn is_good(&self) -> bool {
         self.class_code == 0

@@ -9,17 +9,13 @@
 //!   fault `extract run` recorded for a broken recording, or "not extracted").
 use crate::features::feeder::select_input;
 use crate::features::{Input, StoreFeeder};
-use crate::schema::{sample_table, SampleRow};
+use crate::schema::{sample_table, strip_volatile, SampleRow, PROVENANCE_ATTR};
 use crate::store::{ArrayReader, StoreReader};
 use crate::{Error, Result};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use tch::{Device, Tensor};
 
-/// Group attribute holding a stage's provenance (written by `extract run`).
-const PROVENANCE_ATTR: &str = "provenance";
-/// Provenance fields that may differ between two stores of the same extraction settings.
-const VOLATILE: [&str; 3] = ["model_dir", "tool_version", "device"];
 
 /// The inputs of a trained head in a store to score.
 pub struct ScoringFeeder {
@@ -29,19 +25,6 @@ pub struct ScoringFeeder {
     source: Vec<usize>,
     table: Vec<SampleRow>,
     device: Device,
-}
-
-fn strip(v: &Value) -> Value {
-    match v {
-        Value::Object(m) => Value::Object(
-            m.iter()
-                .filter(|(k, _)| !VOLATILE.contains(&k.as_str()))
-                .map(|(k, v)| (k.clone(), strip(v)))
-                .collect(),
-        ),
-        Value::Array(a) => Value::Array(a.iter().map(strip).collect()),
-        other => other.clone(),
-    }
 }
 
 /// The first key path where `a` and `b` differ, with both values.
@@ -87,7 +70,7 @@ fn provenance(reader: &StoreReader, stage: &str) -> Result<Option<Value>> {
     Ok(reader
         .group_attrs(stage)?
         .and_then(|a| a.get(PROVENANCE_ATTR).cloned())
-        .map(|v| strip(&v)))
+        .map(|v| strip_volatile(&v)))
 }
 
 /// Refuses `new` when the provenance of a stage read by the head differs from `train`'s.

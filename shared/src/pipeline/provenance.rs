@@ -31,24 +31,8 @@ pub fn model_provenance(dir: &Path) -> Result<Value> {
     }))
 }
 
-/// Fields that may differ between runs of the same stage (where the folder is, which tool
-/// version ran); everything else must be equal.
-const VOLATILE: [&str; 3] = ["model_dir", "tool_version", "device"];
-
-fn strip_volatile(v: &Value) -> Value {
-    match v {
-        Value::Object(m) => Value::Object(
-            m.iter()
-                .filter(|(k, _)| !VOLATILE.contains(&k.as_str()))
-                .map(|(k, v)| (k.clone(), strip_volatile(v)))
-                .collect(),
-        ),
-        other => other.clone(),
-    }
-}
-
-/// The group attribute holding a stage's provenance (on the stage's zarr group, e.g. `image`).
-pub const PROVENANCE_ATTR: &str = "provenance";
+pub use crate::schema::PROVENANCE_ATTR;
+use crate::schema::strip_volatile;
 
 /// Records `value` as the provenance of `stage` (attribute `provenance` of the zarr group
 /// `<stage>`), or checks it against the recorded one.

@@ -43,18 +43,7 @@ pub struct ExtractReport {
 /// The store's group attributes: the sample table ([`crate::schema::SampleRow`] per sample).
 /// Every process of a run must agree on it.
 fn store_attrs(manifest: &Manifest) -> Result<serde_json::Map<String, Value>> {
-    let samples: Vec<SampleRow> = manifest
-        .samples
-        .iter()
-        .map(|r| SampleRow {
-            key: r.key.clone(),
-            id: r.id.clone(),
-            class_code: Some(r.class_code),
-            class_name: Some(r.class_name.clone()),
-            split: r.split,
-            session: Some(r.directory.clone()),
-        })
-        .collect();
+    let samples: Vec<SampleRow> = manifest.samples.iter().map(|r| r.sample_row()).collect();
     let mut m = serde_json::Map::new();
     m.insert("kind".into(), json!("weld-cache feature store"));
     m.insert(

@@ -16,7 +16,6 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use tch::{Device, Tensor};
 
-
 /// The inputs of a trained head in a store to score.
 pub struct ScoringFeeder {
     root: PathBuf,

@@ -31,8 +31,8 @@ pub fn model_provenance(dir: &Path) -> Result<Value> {
     }))
 }
 
-pub use crate::schema::PROVENANCE_ATTR;
 use crate::schema::strip_volatile;
+pub use crate::schema::PROVENANCE_ATTR;
 
 /// Records `value` as the provenance of `stage` (attribute `provenance` of the zarr group
 /// `<stage>`), or checks it against the recorded one.

@@ -52,11 +52,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
     let doc: toml::Value =
         toml::from_str(&text).with_context(|| format!("parsing {}", cfg_path.display()))?;
     let entry = registry::lookup(&registry::head_name(&doc)?)?;
-    let store = match (&args.store, entry.reads_store) {
-        (Some(s), _) => s.clone(),
-        (None, false) => PathBuf::new(),
-        (None, true) => bail!("--store STORE is required for head `{}`", entry.name),
-    };
+    let store = crate::cmd_train::store_for(entry, args.store.as_ref())?;
     let setup = Setup {
         doc: &doc,
         store: &store,

@@ -6,6 +6,7 @@ use clap::Args;
 use std::path::PathBuf;
 use weld_cache::heads::registry;
 use weld_cache::runs::read_run_info;
+use weld_cache::train::eval::csv_field;
 use weld_cache::train::history::write_atomic;
 use weld_cache::train::{Outcome, RunMetrics, Setup, Task};
 
@@ -29,14 +30,6 @@ pub struct ScoreArgs {
     /// cpu, cuda or cuda:N
     #[arg(long, default_value = "cpu")]
     device: String,
-}
-
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
 }
 
 pub fn run(a: ScoreArgs) -> Result<()> {

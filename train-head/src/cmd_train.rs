@@ -69,6 +69,15 @@ pub fn resolve_config(
     Ok(doc)
 }
 
+/// The `--store` a head runs on: required unless the head reads no store (`late-fusion`).
+pub fn store_for(entry: &registry::Entry, store: Option<&PathBuf>) -> Result<PathBuf> {
+    match (store, entry.reads_store) {
+        (Some(s), _) => Ok(s.clone()),
+        (None, false) => Ok(PathBuf::new()),
+        (None, true) => anyhow::bail!("--store STORE is required for head `{}`", entry.name),
+    }
+}
+
 /// The absolute path of an existing file (named in the error when it does not exist).
 pub fn absolute(p: &std::path::Path) -> Result<PathBuf> {
     std::fs::canonicalize(p).with_context(|| format!("split file {}", p.display()))
@@ -184,11 +193,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         insert(&mut doc, "ae", "modality", toml::Value::String(m.clone()))?;
     }
     let entry = registry::lookup(&registry::head_name(&doc)?)?;
-    let store = match (&args.store, entry.reads_store) {
-        (Some(s), _) => s.clone(),
-        (None, false) => PathBuf::new(),
-        (None, true) => anyhow::bail!("--store STORE is required for head `{}`", entry.name),
-    };
+    let store = store_for(entry, args.store.as_ref())?;
     // the epoch count for the progress lines; a head without a [train] table has no epochs
     let epochs = if doc.get("train").is_some() || entry.reads_store {
         TrainConfig::from_doc(&doc)

@@ -313,6 +313,19 @@ fn new_welds(path: &Path, unlabelled: bool) {
     write_synth_store(path, &spec).unwrap();
 }
 
+/// `train-head score --run RUN --store STORE --out OUT`.
+fn score_with(run: &Path, store: &Path, out: &Path) -> std::process::Output {
+    bin()
+        .args(["score", "--run"])
+        .arg(run)
+        .arg("--store")
+        .arg(store)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap()
+}
+
 /// Rank AUROC (ties counted half).
 fn auroc(scores: &[(f64, bool)]) -> f64 {
     let pos: Vec<f64> = scores.iter().filter(|s| s.1).map(|s| s.0).collect();
@@ -348,15 +361,7 @@ fn score_new_welds() {
     let twin = dir.join("twin");
     new_welds(&twin, false);
     let out = dir.join("scores.csv");
-    let printed = ok(bin()
-        .args(["score", "--run"])
-        .arg(&run)
-        .arg("--store")
-        .arg(&new)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap());
+    let printed = ok(score_with(&run, &new, &out));
     let printed = String::from_utf8_lossy(&printed.stdout).to_string();
     assert!(printed.contains("1 unreadable"), "{printed}");
     let labels: HashMap<String, bool> =
@@ -406,17 +411,7 @@ fn score_new_welds() {
     };
     prov(&store, "aaaa");
     prov(&new, "bbbb");
-    let err = failed(
-        bin()
-            .args(["score", "--run"])
-            .arg(&run)
-            .arg("--store")
-            .arg(&new)
-            .arg("--out")
-            .arg(dir.join("x.csv"))
-            .output()
-            .unwrap(),
-    );
+    let err = failed(score_with(&run, &new, &dir.join("x.csv")));
     assert!(
         err.contains("image.weights[0].sha256: \"aaaa\" vs \"bbbb\""),
         "{err}"
@@ -424,15 +419,7 @@ fn score_new_welds() {
     assert!(!dir.join("x.csv").exists());
     // the same weights in another folder is the same extraction (model_dir is not compared)
     prov(&new, "aaaa");
-    ok(bin()
-        .args(["score", "--run"])
-        .arg(&run)
-        .arg("--store")
-        .arg(&new)
-        .arg("--out")
-        .arg(dir.join("y.csv"))
-        .output()
-        .unwrap());
+    ok(score_with(&run, &new, &dir.join("y.csv")));
     // other shapes (another layer set / model width)
     let other = dir.join("other");
     weld_cache::features::synth_store::write_synth_store(
@@ -444,17 +431,7 @@ fn score_new_welds() {
         },
     )
     .unwrap();
-    let err = failed(
-        bin()
-            .args(["score", "--run"])
-            .arg(&run)
-            .arg("--store")
-            .arg(&other)
-            .arg("--out")
-            .arg(dir.join("z.csv"))
-            .output()
-            .unwrap(),
-    );
+    let err = failed(score_with(&run, &other, &dir.join("z.csv")));
     assert!(err.contains("`image/pooled` has sample shape"), "{err}");
     let _ = cfg;
 }

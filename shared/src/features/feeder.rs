@@ -138,6 +138,27 @@ pub(crate) fn select_input(input: &Input, t: Tensor) -> Tensor {
     }
 }
 
+/// The batch of store `rows` decoded from the mapped chunks: one f32 tensor per input (input
+/// `i` reads `arrays[source[i]]`), each array decoded once however many inputs select from it.
+pub(crate) fn mapped_batch(
+    arrays: &[ArrayReader],
+    source: &[usize],
+    inputs: &[Input],
+    rows: &[usize],
+    device: Device,
+) -> Result<Vec<Tensor>> {
+    let mut decoded: Vec<Option<Tensor>> = (0..arrays.len()).map(|_| None).collect();
+    let mut out = Vec::with_capacity(inputs.len());
+    for (i, &k) in source.iter().enumerate() {
+        if decoded[k].is_none() {
+            decoded[k] = Some(arrays[k].batch_tensor(rows, device)?);
+        }
+        let t = decoded[k].as_ref().expect("decoded").shallow_clone();
+        out.push(select_input(&inputs[i], t));
+    }
+    Ok(out)
+}
+
 impl StoreFeeder {
     /// Opens the arrays of `inputs`, checks them against the store, builds the split tables and
     /// the fingerprint.
@@ -404,17 +425,7 @@ impl StoreFeeder {
                 .collect())
         } else {
             let rows: Vec<usize> = positions.iter().map(|&i| rows[i]).collect();
-            // each array decoded once per batch, however many inputs select from it
-            let mut decoded: Vec<Option<Tensor>> = (0..self.arrays.len()).map(|_| None).collect();
-            let mut out = Vec::with_capacity(self.inputs.len());
-            for (i, &k) in self.source.iter().enumerate() {
-                if decoded[k].is_none() {
-                    decoded[k] = Some(self.arrays[k].batch_tensor(&rows, self.device)?);
-                }
-                let t = decoded[k].as_ref().expect("decoded").shallow_clone();
-                out.push(self.select(i, t));
-            }
-            Ok(out)
+            mapped_batch(&self.arrays, &self.source, &self.inputs, &rows, self.device)
         }
     }
 

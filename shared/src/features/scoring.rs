@@ -7,7 +7,7 @@
 //!   is, tool version, device) left out; a difference is named by its key path;
 //! - a sample whose inputs are not complete is not scored: it is reported with the reason (the
 //!   fault `extract run` recorded for a broken recording, or "not extracted").
-use crate::features::feeder::select_input;
+use crate::features::feeder::mapped_batch;
 use crate::features::{Input, StoreFeeder};
 use crate::schema::{sample_table, strip_volatile, SampleRow, PROVENANCE_ATTR};
 use crate::store::{ArrayReader, StoreReader};
@@ -190,15 +190,6 @@ impl ScoringFeeder {
     /// The batch of store rows `rows`: one f32 tensor per input on the device, as the training
     /// feeder serves it.
     pub fn load_rows(&self, rows: &[usize]) -> Result<Vec<Tensor>> {
-        let mut decoded: Vec<Option<Tensor>> = (0..self.arrays.len()).map(|_| None).collect();
-        let mut out = Vec::with_capacity(self.inputs.len());
-        for (i, &k) in self.source.iter().enumerate() {
-            if decoded[k].is_none() {
-                decoded[k] = Some(self.arrays[k].batch_tensor(rows, self.device)?);
-            }
-            let t = decoded[k].as_ref().expect("decoded").shallow_clone();
-            out.push(select_input(&self.inputs[i], t));
-        }
-        Ok(out)
+        mapped_batch(&self.arrays, &self.source, &self.inputs, rows, self.device)
     }
 }

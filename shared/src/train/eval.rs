@@ -189,6 +189,15 @@ where
     evaluate_loaded(head, src, best_epoch, &state.best_chosen, eval_batch_size)
 }
 
+/// `s` as one CSV field: quoted (inner quotes doubled) when it holds a comma, quote or newline.
+pub fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
 /// Writes `scores.csv`: `key, split, class, score, <parts...>` for TRAIN, VAL and TEST (class
 /// empty when unlabelled), atomically.
 pub fn write_scores_csv(path: &Path, ev: &Evaluation) -> Result<()> {
@@ -201,12 +210,7 @@ pub fn write_scores_csv(path: &Path, ev: &Evaluation) -> Result<()> {
     s.push('\n');
     for sc in [&ev.train, &ev.val, &ev.test] {
         for i in 0..sc.scores.len() {
-            let key = &sc.keys[i];
-            if key.contains([',', '"', '\n']) {
-                s.push_str(&format!("\"{}\"", key.replace('"', "\"\"")));
-            } else {
-                s.push_str(key);
-            }
+            s.push_str(&csv_field(&sc.keys[i]));
             s.push_str(&format!(",{},{},{}", sc.split, sc.classes[i], sc.scores[i]));
             for (_, v) in &sc.parts {
                 s.push_str(&format!(",{}", v[i]));

@@ -107,11 +107,15 @@ fn table(manifest: &Manifest, report: &CheckReport) -> String {
     for p in &report.problems {
         *bad.entry(p.sample.as_str()).or_default() += 1;
     }
-    let mut rows: BTreeMap<(Split, u8), (String, usize, usize, usize)> = BTreeMap::new();
+    let mut rows: BTreeMap<(Split, Option<u8>), (String, usize, usize, usize)> = BTreeMap::new();
     for s in &manifest.samples {
-        let e = rows
-            .entry((s.split, s.class_code))
-            .or_insert_with(|| (s.class_name.clone(), 0, 0, 0));
+        let e = rows.entry((s.split, s.class_code)).or_insert_with(|| {
+            let name = match (s.class_code, &s.class_name) {
+                (Some(c), Some(n)) => format!("{c:02} {n}"),
+                _ => "(no class)".to_string(),
+            };
+            (name, 0, 0, 0)
+        });
         e.1 += 1;
         if let Some(&k) = bad.get(s.key.as_str()) {
             e.2 += 1;
@@ -122,11 +126,11 @@ fn table(manifest: &Manifest, report: &CheckReport) -> String {
         "{:<6} {:<34} {:>8} {:>8} {:>9} {:>9}\n",
         "split", "class", "samples", "ok", "with_prob", "problems"
     );
-    for ((split, code), (name, n, nb, np)) in &rows {
+    for ((split, _), (name, n, nb, np)) in &rows {
         out.push_str(&format!(
             "{:<6} {:<34} {:>8} {:>8} {:>9} {:>9}\n",
             split.as_str(),
-            format!("{code:02} {name}"),
+            name,
             n,
             n - nb,
             nb,

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use weld_cache::data::video::VideoReader;
 use weld_cache::pipeline::config::PreprocessAt;
+use weld_cache::pipeline::like::GivenModels;
 use weld_cache::pipeline::{
     run_extract, ExtractConfig, Progress, RunOptions, Shard, StageKind, StageSummary,
 };
@@ -16,12 +17,21 @@ pub struct RunArgs {
     /// TOML configuration (every knob; the flags below override it).
     #[arg(long, default_value = "configs/extract.toml")]
     config: PathBuf,
-    /// Dataset root: samples live in <root>/<SUBDIRS>/.
+    /// Dataset root: samples live in <root>/<SUBDIRS>/. Without --manifest, DATA_ROOT/manifest.csv
+    /// is read when present; otherwise the sample folders under it are discovered by their files
+    /// (<name>.avi/.flac/.wav or images/) and stored UNLABELLED, for scoring fresh recordings.
     #[arg(long)]
     data_root: Option<PathBuf>,
-    /// manifest.csv of the dataset (CATEGORY, ..., SUBDIRS, SPLIT).
+    /// manifest.csv of the dataset (CATEGORY, ..., SUBDIRS, SPLIT). Without CATEGORY and SPLIT
+    /// columns (only SUBDIRS required) its samples are stored UNLABELLED.
     #[arg(long)]
     manifest: Option<PathBuf>,
+    /// Extract exactly as this (training) store was: copies its stages, DINOv3 layers, every
+    /// preprocessing parameter, compute and storage dtype and model folders (a --vjepa/--ast/
+    /// --dinov3/--clip flag names another folder, whose config and weight hashes must equal the
+    /// recorded ones). The data, --out, --device, batch and threads stay yours.
+    #[arg(long, value_name = "TRAIN_STORE")]
+    like: Option<PathBuf>,
     /// Output Zarr v3 store (created, or resumed when it exists).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -113,7 +123,14 @@ fn apply(args: &RunArgs) -> Result<ExtractConfig> {
         };
     }
     set!(c.data.root, args.data_root);
-    set!(c.data.manifest, args.manifest);
+    match (&args.manifest, &args.data_root) {
+        (Some(m), _) => c.data.manifest = Some(m.clone()),
+        (None, Some(root)) => {
+            let m = root.join("manifest.csv");
+            c.data.manifest = m.is_file().then_some(m);
+        }
+        (None, None) => {}
+    }
     set!(c.store.path, args.out);
     set!(c.models.vjepa, args.vjepa);
     set!(c.models.ast, args.ast);
@@ -136,6 +153,44 @@ fn apply(args: &RunArgs) -> Result<ExtractConfig> {
     c.image.jpeg_reduce |= args.jpeg_reduce;
     c.validate()?;
     Ok(c)
+}
+
+/// `--like`: refuses flags that would contradict the copied choices, then copies them.
+fn apply_like(c: &mut ExtractConfig, args: &RunArgs, like: &std::path::Path) -> Result<()> {
+    let clash: Vec<&str> = [
+        ("--dtype", args.dtype.is_some()),
+        ("--store-dtype", args.store_dtype.is_some()),
+        ("--dino-layers", args.dino_layers.is_some()),
+        ("--video-frames", args.video_frames.is_some()),
+        ("--frame-dino-frames", args.frame_dino_frames.is_some()),
+        ("--frame-dino-layer", args.frame_dino_layer.is_some()),
+        ("--video-pool", args.video_pool.is_some()),
+        ("--preprocess", args.preprocess.is_some()),
+        ("--video-reader", args.video_reader.is_some()),
+        ("--jpeg-reduce", args.jpeg_reduce),
+    ]
+    .into_iter()
+    .filter_map(|(f, set)| set.then_some(f))
+    .collect();
+    if !clash.is_empty() {
+        anyhow::bail!(
+            "--like {} copies every feature-shaping choice from that store; drop {}",
+            like.display(),
+            clash.join(", ")
+        );
+    }
+    let device = weld_cache::device::parse_device(&c.run.device)?;
+    let given = GivenModels {
+        vjepa: args.vjepa.is_some(),
+        ast: args.ast.is_some(),
+        dinov3: args.dinov3.is_some(),
+        clip: args.clip.is_some(),
+    };
+    for line in weld_cache::pipeline::like::apply_like(c, like, args.only.is_some(), given, device)?
+    {
+        eprintln!("like: {line}");
+    }
+    Ok(())
 }
 
 /// One indicatif bar per stage; warnings printed above it.
@@ -195,10 +250,14 @@ impl Progress for Bars {
 }
 
 pub fn run(args: RunArgs) -> Result<()> {
-    let cfg = apply(&args).with_context(|| format!("reading {}", args.config.display()))?;
+    let mut cfg = apply(&args).with_context(|| format!("reading {}", args.config.display()))?;
+    if let Some(like) = &args.like {
+        apply_like(&mut cfg, &args, like)
+            .with_context(|| format!("extracting like the store {}", like.display()))?;
+    }
     eprintln!(
         "extract: {} -> {} on {} ({}, {} decode workers, {} intra-op threads), store {:?}, shard {}/{}",
-        cfg.data.manifest.display(),
+        cfg.data.describe(),
         cfg.store.path.display(),
         cfg.run.device,
         cfg.run.dtype,

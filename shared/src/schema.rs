@@ -8,6 +8,7 @@
 use crate::store::StoreReader;
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
@@ -47,8 +48,7 @@ pub const PROVENANCE_ATTR: &str = "provenance";
 pub const PROVENANCE_VOLATILE: [&str; 3] = ["model_dir", "tool_version", "device"];
 
 /// `v` without the [`PROVENANCE_VOLATILE`] fields, at any depth of objects.
-pub fn strip_volatile(v: &serde_json::Value) -> serde_json::Value {
-    use serde_json::Value;
+pub fn strip_volatile(v: &Value) -> Value {
     match v {
         Value::Object(m) => Value::Object(
             m.iter()
@@ -57,6 +57,58 @@ pub fn strip_volatile(v: &serde_json::Value) -> serde_json::Value {
                 .collect(),
         ),
         other => other.clone(),
+    }
+}
+
+/// The zarr group holding the provenance of the stage that writes `array`: the stage's name,
+/// which is the array's group for the original stages (`video/tokens` -> `video`) and its own
+/// group for the stages that write into another stage's group (`video/frame_dino` ->
+/// `frame_dino`, `audio/spectrogram*` -> `spectrogram`), so two stages never share (and race on)
+/// one group's attributes.
+pub fn provenance_group(array: &str) -> &str {
+    match array {
+        VIDEO_FRAME_DINO => "frame_dino",
+        AUDIO_SPECTROGRAM | AUDIO_SPECTROGRAM_CLIP => "spectrogram",
+        other => other.split('/').next().unwrap_or(other),
+    }
+}
+
+/// The first key path where `a` and `b` differ, with both values.
+pub fn first_difference(a: &Value, b: &Value, path: &str) -> Option<String> {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            keys.into_iter().find_map(|k| {
+                let p = format!("{path}.{k}");
+                match (x.get(k), y.get(k)) {
+                    (Some(u), Some(v)) => first_difference(u, v, &p),
+                    (u, v) => Some(format!("{p}: {} vs {}", show(u), show(v))),
+                }
+            })
+        }
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => x
+            .iter()
+            .zip(y)
+            .enumerate()
+            .find_map(|(i, (u, v))| first_difference(u, v, &format!("{path}[{i}]"))),
+        _ if a == b => None,
+        _ => Some(format!("{path}: {} vs {}", show(Some(a)), show(Some(b)))),
+    }
+}
+
+fn show(v: Option<&Value>) -> String {
+    match v {
+        None => "(absent)".into(),
+        Some(v) => {
+            let s = v.to_string();
+            if s.len() > 80 {
+                format!("{}...", &s[..80])
+            } else {
+                s
+            }
+        }
     }
 }
 

@@ -25,16 +25,19 @@ fn real_manifest_counts() {
     assert_eq!(m.samples.len(), 4040);
     let train: Vec<_> = m.split(Split::Train).collect();
     assert_eq!(train.len(), 576);
-    assert!(train.iter().all(|s| s.class_code == 0 && s.is_good()));
+    assert!(train.iter().all(|s| s.class_code == Some(0) && s.is_good()));
     assert_eq!(m.split(Split::Val).count(), 1732);
     assert_eq!(m.split(Split::Test).count(), 1732);
-    let classes: BTreeSet<u8> = m.samples.iter().map(|s| s.class_code).collect();
+    let classes: BTreeSet<u8> = m.samples.iter().filter_map(|s| s.class_code).collect();
     assert_eq!(classes.len(), 12);
     // class counts of the published manifest
     let mut per_class: BTreeMap<u8, usize> = BTreeMap::new();
     for s in &m.samples {
-        *per_class.entry(s.class_code).or_default() += 1;
-        assert_eq!(s.class_name, CLASS_NAMES[usize::from(s.class_code)]);
+        *per_class.entry(s.class_code.unwrap()).or_default() += 1;
+        assert_eq!(
+            s.class_name.as_deref(),
+            Some(CLASS_NAMES[usize::from(s.class_code.unwrap())])
+        );
         assert_eq!(s.key, format!("{}/{}", s.directory, s.id));
     }
     let expect = [819, 480, 320, 340, 480, 160, 160, 320, 160, 320, 320, 161];
@@ -53,11 +56,11 @@ fn real_manifest_counts() {
     assert!(m
         .samples
         .iter()
-        .any(|s| s.class_code == 4 && s.directory.contains("porosity_w-excessive")));
+        .any(|s| s.class_code == Some(4) && s.directory.contains("porosity_w-excessive")));
     assert!(m
         .samples
         .iter()
-        .any(|s| s.class_code == 2 && s.category_raw == "Burnthrough"));
+        .any(|s| s.class_code == Some(2) && s.category_raw == "Burnthrough"));
     // file order kept
     assert_eq!(
         m.samples[0].key,
@@ -105,9 +108,12 @@ fn accepts_spelling_variants_and_repeated_ids() {
     )
     .unwrap();
     assert_eq!(m.len(), 5);
-    assert_eq!(m.samples[3].class_code, 2);
+    assert_eq!(m.samples[3].class_code, Some(2));
     assert_eq!(m.samples[3].split, Split::Test);
-    assert_eq!(m.samples[4].class_name, "porosity_w_excessive_penetration");
+    assert_eq!(
+        m.samples[4].class_name.as_deref(),
+        Some("porosity_w_excessive_penetration")
+    );
     assert_eq!("VAL".parse::<Split>().unwrap().as_str(), "VAL");
 }
 
@@ -139,7 +145,7 @@ fn rejects_bad_rows_naming_the_row() {
     // missing column
     let r = Manifest::parse(
         Path::new("m.csv"),
-        b"CATEGORY,SUBDIRS\nGood,a/01-01-22-0001-00\n",
+        b"CATEGORY,SUBDIRS,SPLIT\nGood,a/01-01-22-0001-00,TRAIN\n",
     );
     let (r, msg) = manifest_err_row(r);
     assert_eq!(r, 1);
@@ -149,6 +155,58 @@ fn rejects_bad_rows_naming_the_row() {
         Err(Error::Io { path, .. }) => assert_eq!(path, Path::new("/nonexistent/manifest.csv")),
         other => panic!("{other:?}"),
     }
+}
+
+/// Fresh recordings: a manifest without CATEGORY and SPLIT lists UNLABELLED samples (only
+/// SUBDIRS required, the session is the folder above the sample); so does an UNLABELLED row with
+/// an empty CATEGORY in a labelled manifest. A label on an UNLABELLED row, or only one of the two
+/// columns, is refused.
+#[test]
+fn unlabelled_manifests() {
+    let m = Manifest::parse(
+        Path::new("m.csv"),
+        b"SUBDIRS,WELD_TYPE\ntoday/weld-1,FILLET\ntoday/weld-2,\nloose,\n",
+    )
+    .unwrap();
+    assert_eq!(m.len(), 3);
+    for s in &m.samples {
+        assert_eq!(
+            (s.split, s.class_code, s.class_name.clone()),
+            (Split::Unlabelled, None, None)
+        );
+        assert!(!s.is_good());
+    }
+    assert_eq!(m.samples[0].id, "weld-1");
+    assert_eq!(m.samples[0].directory, "today");
+    assert_eq!(m.samples[0].weld_type, "FILLET");
+    assert_eq!(m.samples[2].directory, "loose");
+    let row_of = m.samples[1].sample_row();
+    assert_eq!((row_of.class_code, row_of.split), (None, Split::Unlabelled));
+
+    let mixed = parse(
+        &[
+            row("Good", "a", "01-01-22-0001-00", "TRAIN"),
+            row("", "b", "new-weld", "UNLABELLED"),
+        ]
+        .concat(),
+    )
+    .unwrap();
+    assert_eq!(mixed.samples[0].class_code, Some(0));
+    assert_eq!(mixed.samples[1].class_code, None);
+    assert_eq!(mixed.samples[1].split, Split::Unlabelled);
+
+    let (r, msg) = manifest_err_row(parse(&row("Good", "b", "01-01-22-0001-00", "UNLABELLED")));
+    assert_eq!(r, 2);
+    assert!(msg.contains("an unlabelled sample has no class"), "{msg}");
+    let (r, msg) = manifest_err_row(Manifest::parse(
+        Path::new("m.csv"),
+        b"CATEGORY,SUBDIRS\nGood,a/01-01-22-0001-00\n",
+    ));
+    assert_eq!(r, 1);
+    assert!(msg.contains("has CATEGORY but no SPLIT"), "{msg}");
+    let (r, msg) = manifest_err_row(Manifest::parse(Path::new("m.csv"), b"WELD_TYPE\nFILLET\n"));
+    assert_eq!(r, 1);
+    assert!(msg.contains("missing column SUBDIRS"), "{msg}");
 }
 
 /// The shipped split puts most sessions (DIRECTORY) on both sides; `resplit --by-session` and

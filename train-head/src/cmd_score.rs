@@ -57,11 +57,14 @@ pub fn run(a: ScoreArgs) -> Result<()> {
             .parse::<f64>()
             .with_context(|| format!("--threshold {t}: give `val` or a number"))?,
     };
+    let reads_store = registry::lookup(&info.head)?.reads_store;
     let train_store = match a.train_store.clone().or(info.store.clone()) {
         Some(s) => s,
+        // a fusion of runs: each fused run is scored against its own training store
+        None if !reads_store => a.store.clone(),
         None => bail!(
             "{}: run.json records no training store (a run from an older version, or a \
-             late-fusion run); give it with --train-store",
+             copied run); give it with --train-store",
             a.run.display()
         ),
     };
@@ -135,5 +138,57 @@ pub fn run(a: ScoreArgs) -> Result<()> {
     for (key, _, reason) in scores.rows.iter().filter(|r| r.1.is_none()) {
         println!("  unreadable: {key}: {}", reason.as_deref().unwrap_or(""));
     }
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct TrainStoreArgs {
+    /// Finished run folder
+    #[arg(long)]
+    run: PathBuf,
+}
+
+/// The training store of `run` (for a fusion of runs: the one store its runs were trained on).
+fn train_store_of(run: &std::path::Path) -> Result<PathBuf> {
+    let info = read_run_info(run)?;
+    if let Some(s) = info.store {
+        return Ok(s);
+    }
+    if registry::lookup(&info.head)?.reads_store {
+        bail!(
+            "{}: run.json records no training store (a run from an older version?)",
+            run.display()
+        );
+    }
+    let cfg_path = run.join("config.toml");
+    let text = std::fs::read_to_string(&cfg_path)
+        .with_context(|| format!("reading {}", cfg_path.display()))?;
+    let doc: toml::Value =
+        toml::from_str(&text).with_context(|| format!("parsing {}", cfg_path.display()))?;
+    let cfg = weld_cache::heads::late_fusion::LateFusionConfig::from_doc(&doc)?;
+    let mut stores: Vec<PathBuf> = vec![];
+    for r in &cfg.runs {
+        let s = train_store_of(r)?;
+        if !stores.contains(&s) {
+            stores.push(s);
+        }
+    }
+    match stores.as_slice() {
+        [one] => Ok(one.clone()),
+        many => bail!(
+            "{}: its fused runs were trained on {} stores ({}); new welds are extracted like \
+             one store",
+            run.display(),
+            many.len(),
+            many.iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+pub fn train_store(a: TrainStoreArgs) -> Result<()> {
+    println!("{}", train_store_of(&a.run)?.display());
     Ok(())
 }

@@ -35,6 +35,9 @@ enum Cmd {
     /// Score new welds with a finished run: one row per weld with its decision at the run's
     /// VAL threshold (`unreadable` with the reason for broken recordings).
     Score(cmd_score::ScoreArgs),
+    /// Print the store a run was trained on (for late-fusion: its runs' store): the template
+    /// `extract run --like` copies to extract new recordings (scripts/score.sh).
+    TrainStore(cmd_score::TrainStoreArgs),
     /// Run a grid of trials x seeds (each an ordinary run) and write a leaderboard.
     Sweep(cmd_sweep::SweepArgs),
     /// Tabulate finished runs of any heads: VAL/TEST metrics, per-class TEST AUROC, parameters,
@@ -54,6 +57,7 @@ fn main() -> Result<()> {
         Cmd::Train(a) => cmd_train::run(a)?,
         Cmd::Eval(a) => cmd_eval::run(a)?,
         Cmd::Score(a) => cmd_score::run(a)?,
+        Cmd::TrainStore(a) => cmd_score::train_store(a)?,
         Cmd::Sweep(a) => cmd_sweep::run(a)?,
         Cmd::Compare(a) => cmd_compare::run(a)?,
         Cmd::Resplit(a) => cmd_resplit::run(a)?,

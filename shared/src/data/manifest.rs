@@ -7,6 +7,11 @@
 //! `burn_through` and `porosity_w-excessive_penetration` are all recognised) and must agree with
 //! the `CC` suffix of the id `MM-DD-YY-NNNN-CC`. Any violation is an [`Error::Manifest`] naming
 //! the file and line.
+//!
+//! Fresh recordings to be scored carry no labels: a manifest without the `CATEGORY` and `SPLIT`
+//! columns (only `SUBDIRS` is required then) lists UNLABELLED samples with no class, and so does
+//! a row whose `SPLIT` is `UNLABELLED` with an empty `CATEGORY`. [`Manifest::discover`] builds the
+//! same from a bare data root, finding the sample folders by their files.
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
@@ -55,10 +60,10 @@ pub struct SampleRecord {
     pub id: String,
     /// `DIRECTORY`: the recording session folder.
     pub directory: String,
-    /// Class code 0..=11 (index into [`CLASS_NAMES`]).
-    pub class_code: u8,
-    /// Canonical class name ([`CLASS_NAMES`]`[class_code]`).
-    pub class_name: String,
+    /// Class code 0..=11 (index into [`CLASS_NAMES`]); None for an UNLABELLED sample.
+    pub class_code: Option<u8>,
+    /// Canonical class name ([`CLASS_NAMES`]`[class_code]`); None for an UNLABELLED sample.
+    pub class_name: Option<String>,
     /// `CATEGORY` exactly as written in the file.
     pub category_raw: String,
     pub split: Split,
@@ -81,16 +86,16 @@ impl SampleRecord {
         crate::schema::SampleRow {
             key: self.key.clone(),
             id: self.id.clone(),
-            class_code: Some(self.class_code),
-            class_name: Some(self.class_name.clone()),
+            class_code: self.class_code,
+            class_name: self.class_name.clone(),
             split: self.split,
             session: Some(self.directory.clone()),
         }
     }
 
-    /// True for class 0 (good weld).
+    /// True for class 0 (good weld); false for defects and UNLABELLED samples.
     pub fn is_good(&self) -> bool {
-        self.class_code == 0
+        self.class_code == Some(0)
     }
 }
 
@@ -126,6 +131,31 @@ pub fn class_code_of_id(id: &str) -> Option<u8> {
     }
     let v: u8 = cc.parse().ok()?;
     (usize::from(v) < CLASS_NAMES.len()).then_some(v)
+}
+
+/// The class of a labelled row: `CATEGORY` must name a known class that agrees with the `-CC`
+/// suffix of the id.
+fn labelled_class(category_raw: &str, id: &str) -> std::result::Result<u8, String> {
+    let class_code =
+        class_code_of(category_raw).ok_or_else(|| format!("unknown CATEGORY {category_raw:?}"))?;
+    let cc = class_code_of_id(id)
+        .ok_or_else(|| format!("sample id {id:?} has no class code suffix -CC (00..11)"))?;
+    if cc != class_code {
+        return Err(format!(
+            "CATEGORY {category_raw:?} (class {class_code:02}) disagrees with the id {id:?} \
+             (class {cc:02})"
+        ));
+    }
+    Ok(class_code)
+}
+
+/// The recording session of a sample key: its parent folder (`DIRECTORY` of the dataset's
+/// layout `<DIRECTORY>/<id>`), or the key itself for a top-level sample folder.
+fn session_of(key: &str) -> String {
+    match key.trim_end_matches('/').rsplit_once('/') {
+        Some((parent, _)) => parent.to_string(),
+        None => key.trim_end_matches('/').to_string(),
+    }
 }
 
 impl Manifest {
@@ -175,30 +205,57 @@ impl Manifest {
                 ));
             }
         }
-        let mut col = [0usize; 12];
-        for (slot, name) in col.iter_mut().zip(MANIFEST_COLUMNS) {
-            *slot = headers
+        let find = |name: &str| {
+            headers
                 .iter()
                 .position(|h| h.trim_start_matches('\u{feff}') == name)
-                .ok_or_else(|| {
-                    err(
-                        1,
-                        format!(
-                            "missing column {name} (the header has {}; expected {})",
-                            headers.iter().collect::<Vec<_>>().join(","),
-                            MANIFEST_COLUMNS.join(",")
-                        ),
-                    )
-                })?;
+        };
+        // A manifest of fresh recordings has neither CATEGORY nor SPLIT: only SUBDIRS is
+        // required then, and every sample is UNLABELLED.
+        let labelled = match (find("CATEGORY"), find("SPLIT")) {
+            (Some(_), Some(_)) => true,
+            (None, None) => false,
+            (c, _) => {
+                let (has, lacks) = if c.is_some() {
+                    ("CATEGORY", "SPLIT")
+                } else {
+                    ("SPLIT", "CATEGORY")
+                };
+                return Err(err(
+                    1,
+                    format!(
+                        "the header has {has} but no {lacks}: a labelled manifest needs both, \
+                         a manifest of unlabelled recordings neither (then only SUBDIRS is \
+                         required)"
+                    ),
+                ));
+            }
+        };
+        let mut col = [None::<usize>; 12];
+        for (slot, name) in col.iter_mut().zip(MANIFEST_COLUMNS) {
+            *slot = find(name);
+            if slot.is_none() && (labelled || name == "SUBDIRS") {
+                let expected = if labelled {
+                    MANIFEST_COLUMNS.join(",")
+                } else {
+                    "at least SUBDIRS (unlabelled recordings)".to_string()
+                };
+                return Err(err(
+                    1,
+                    format!(
+                        "missing column {name} (the header has {}; expected {expected})",
+                        headers.iter().collect::<Vec<_>>().join(","),
+                    ),
+                ));
+            }
         }
         let mut samples = Vec::new();
         let mut seen = HashSet::new();
         for (i, rec) in rdr.records().enumerate() {
             let line = i + 2;
             let rec = rec.map_err(|e| err(line, format!("unreadable row: {e}")))?;
-            let get = |k: usize| rec.get(col[k]).unwrap_or("").to_string();
+            let get = |k: usize| col[k].and_then(|c| rec.get(c)).unwrap_or("").to_string();
             let category_raw = get(0);
-            let directory = get(9);
             let key = get(10);
             if key.is_empty() {
                 return Err(err(line, "empty SUBDIRS".into()));
@@ -209,30 +266,30 @@ impl Manifest {
                 .next()
                 .unwrap_or("")
                 .to_string();
-            let class_code = class_code_of(&category_raw)
-                .ok_or_else(|| err(line, format!("unknown CATEGORY {category_raw:?}")))?;
-            let cc = class_code_of_id(&id).ok_or_else(|| {
-                err(
-                    line,
-                    format!("sample id {id:?} has no class code suffix -CC (00..11)"),
-                )
-            })?;
-            if cc != class_code {
-                return Err(err(
-                    line,
-                    format!(
-                        "CATEGORY {category_raw:?} (class {class_code:02}) disagrees with the id \
-                         {id:?} (class {cc:02})"
-                    ),
-                ));
-            }
-            let split: Split = get(11).parse().map_err(|e| err(line, format!("{e}")))?;
-            if split == Split::Unlabelled {
-                return Err(err(
-                    line,
-                    "SPLIT is UNLABELLED in a labelled manifest (TRAIN, VAL or TEST)".into(),
-                ));
-            }
+            let directory = match get(9) {
+                d if d.is_empty() && !labelled => session_of(&key),
+                d => d,
+            };
+            let split: Split = if labelled {
+                get(11).parse().map_err(|e| err(line, format!("{e}")))?
+            } else {
+                Split::Unlabelled
+            };
+            let class_code = if split == Split::Unlabelled {
+                if !category_raw.is_empty() {
+                    return Err(err(
+                        line,
+                        format!(
+                            "SPLIT is UNLABELLED but CATEGORY is {category_raw:?}: an unlabelled \
+                             sample has no class (leave CATEGORY empty, or give the row its \
+                             TRAIN/VAL/TEST split)"
+                        ),
+                    ));
+                }
+                None
+            } else {
+                Some(labelled_class(&category_raw, &id).map_err(|m| err(line, m))?)
+            };
             if !seen.insert(key.clone()) {
                 return Err(err(line, format!("duplicate SUBDIRS {key:?}")));
             }
@@ -241,7 +298,7 @@ impl Manifest {
                 id,
                 directory,
                 class_code,
-                class_name: CLASS_NAMES[usize::from(class_code)].to_string(),
+                class_name: class_code.map(|c| CLASS_NAMES[usize::from(c)].to_string()),
                 category_raw,
                 split,
                 weld_type: get(1),

@@ -9,6 +9,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
+pub mod discover;
 pub mod manifest;
 pub mod sample;
 pub mod sensors;

@@ -9,7 +9,9 @@
 //!   fault `extract run` recorded for a broken recording, or "not extracted").
 use crate::features::feeder::mapped_batch;
 use crate::features::{Input, StoreFeeder};
-use crate::schema::{sample_table, strip_volatile, SampleRow, PROVENANCE_ATTR};
+use crate::schema::{
+    first_difference, provenance_group, sample_table, strip_volatile, SampleRow, PROVENANCE_ATTR,
+};
 use crate::store::{ArrayReader, StoreReader};
 use crate::{Error, Result};
 use serde_json::Value;
@@ -26,45 +28,6 @@ pub struct ScoringFeeder {
     device: Device,
 }
 
-/// The first key path where `a` and `b` differ, with both values.
-fn first_difference(a: &Value, b: &Value, path: &str) -> Option<String> {
-    match (a, b) {
-        (Value::Object(x), Value::Object(y)) => {
-            let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
-            keys.sort();
-            keys.dedup();
-            keys.into_iter().find_map(|k| {
-                let p = format!("{path}.{k}");
-                match (x.get(k), y.get(k)) {
-                    (Some(u), Some(v)) => first_difference(u, v, &p),
-                    (u, v) => Some(format!("{p}: {} vs {}", show(u), show(v))),
-                }
-            })
-        }
-        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => x
-            .iter()
-            .zip(y)
-            .enumerate()
-            .find_map(|(i, (u, v))| first_difference(u, v, &format!("{path}[{i}]"))),
-        _ if a == b => None,
-        _ => Some(format!("{path}: {} vs {}", show(Some(a)), show(Some(b)))),
-    }
-}
-
-fn show(v: Option<&Value>) -> String {
-    match v {
-        None => "(absent)".into(),
-        Some(v) => {
-            let s = v.to_string();
-            if s.len() > 80 {
-                format!("{}...", &s[..80])
-            } else {
-                s
-            }
-        }
-    }
-}
-
 fn provenance(reader: &StoreReader, stage: &str) -> Result<Option<Value>> {
     Ok(reader
         .group_attrs(stage)?
@@ -74,7 +37,7 @@ fn provenance(reader: &StoreReader, stage: &str) -> Result<Option<Value>> {
 
 /// Refuses `new` when the provenance of a stage read by the head differs from `train`'s.
 pub fn check_provenance(train: &StoreReader, new: &StoreReader, arrays: &[String]) -> Result<()> {
-    let mut stages: Vec<&str> = arrays.iter().filter_map(|a| a.split('/').next()).collect();
+    let mut stages: Vec<&str> = arrays.iter().map(|a| provenance_group(a)).collect();
     stages.sort();
     stages.dedup();
     for stage in stages {
@@ -179,7 +142,10 @@ impl ScoringFeeder {
                         .or_else(|| f.get("reason"))
                         .map(|e| e.as_str().map_or(e.to_string(), str::to_string))
                         .unwrap_or_else(|| f.to_string());
-                    format!("{stage}: {err}")
+                    match f.get("file").and_then(Value::as_str) {
+                        Some(file) if !file.is_empty() => format!("{stage}: {file}: {err}"),
+                        _ => format!("{stage}: {err}"),
+                    }
                 }
                 None => format!("`{name}` not extracted"),
             });

@@ -69,7 +69,31 @@ impl std::str::FromStr for StageKind {
 #[serde(deny_unknown_fields)]
 pub struct DataSection {
     pub root: PathBuf,
-    pub manifest: PathBuf,
+    /// The sample table; absent: the sample folders under `root` are discovered by their files
+    /// and stored UNLABELLED ([`crate::data::Manifest::discover`]).
+    #[serde(default)]
+    pub manifest: Option<PathBuf>,
+}
+
+impl DataSection {
+    /// The samples: the manifest's, or those discovered under the root.
+    pub fn read_samples(&self) -> Result<crate::data::Manifest> {
+        match &self.manifest {
+            Some(m) => crate::data::Manifest::read(m),
+            None => crate::data::Manifest::discover(&self.root),
+        }
+    }
+
+    /// Where the samples come from, for messages.
+    pub fn describe(&self) -> String {
+        match &self.manifest {
+            Some(m) => m.display().to_string(),
+            None => format!(
+                "{} (sample folders discovered, UNLABELLED)",
+                self.root.display()
+            ),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

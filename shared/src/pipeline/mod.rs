@@ -3,6 +3,7 @@
 //! faults reported per sample instead of stopping the run.
 pub mod config;
 pub mod engine;
+pub mod like;
 pub mod precheck;
 pub mod provenance;
 pub mod run;

@@ -29,11 +29,11 @@ pub fn precheck(cfg: &ExtractConfig) -> Result<Checked> {
     let device = crate::device::parse_device(&cfg.run.device)?;
     let kind =
         parse_kind(&cfg.run.dtype).map_err(|e| Error::Msg(format!("--dtype / run.dtype: {e}")))?;
-    let manifest = Manifest::read(&cfg.data.manifest)?;
+    let manifest = cfg.data.read_samples()?;
     if manifest.samples.is_empty() {
         return Err(Error::Msg(format!(
             "{}: the manifest lists no sample (a header without rows); nothing to extract",
-            cfg.data.manifest.display()
+            manifest.path.display()
         )));
     }
     for stage in StageKind::ALL {

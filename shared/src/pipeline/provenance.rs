@@ -23,8 +23,10 @@ pub fn model_provenance(dir: &Path) -> Result<Value> {
             .unwrap_or_default();
         weights.push(json!({ "file": name, "sha256": sha256_file(&f)? }));
     }
+    // absolute, so `extract run --like` finds the folder from anywhere (volatile: not compared)
+    let abs = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
     Ok(json!({
-        "model_dir": dir.display().to_string(),
+        "model_dir": abs.display().to_string(),
         "model_type": config.get("model_type").cloned().unwrap_or(Value::Null),
         "config": config,
         "weights": weights,
@@ -32,7 +34,7 @@ pub fn model_provenance(dir: &Path) -> Result<Value> {
 }
 
 use crate::schema::strip_volatile;
-pub use crate::schema::PROVENANCE_ATTR;
+pub use crate::schema::{provenance_group, PROVENANCE_ATTR};
 
 /// Records `value` as the provenance of `stage` (attribute `provenance` of the zarr group
 /// `<stage>`), or checks it against the recorded one.
@@ -56,20 +58,6 @@ pub fn record_or_check(
     }
     attrs.insert(PROVENANCE_ATTR.into(), value.clone());
     store.write_group_attrs(stage, attrs)
-}
-
-/// The zarr group holding the provenance of the stage that writes `array`: the stage's name,
-/// which is the array's group for the original stages (`video/tokens` -> `video`) and its own
-/// group for the stages that write into another stage's group (`video/frame_dino` ->
-/// `frame_dino`, `audio/spectrogram*` -> `spectrogram`), so two stages never share (and race on)
-/// one group's attributes.
-pub fn provenance_group(array: &str) -> &str {
-    use crate::schema::{AUDIO_SPECTROGRAM, AUDIO_SPECTROGRAM_CLIP, VIDEO_FRAME_DINO};
-    match array {
-        VIDEO_FRAME_DINO => "frame_dino",
-        AUDIO_SPECTROGRAM | AUDIO_SPECTROGRAM_CLIP => "spectrogram",
-        other => other.split('/').next().unwrap_or(other),
-    }
 }
 
 /// Stages whose provenance lists no weight files (no backbone).

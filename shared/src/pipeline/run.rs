@@ -58,7 +58,7 @@ fn store_coords(manifest: &Manifest) -> Vec<Coord> {
     let s = &manifest.samples;
     crate::store::dims::sample_coords(
         s.iter().map(|r| r.key.clone()).collect(),
-        s.iter().map(|r| Some(r.class_code)).collect(),
+        s.iter().map(|r| r.class_code).collect(),
         s.iter().map(|r| r.split.as_str().to_string()).collect(),
     )
 }
@@ -329,7 +329,7 @@ pub fn run_extract(
 
 /// Where the image/video resize ran, for the provenance: `cpu` (bit-identical whether in the
 /// workers or in the device step) or `cuda`.
-fn preprocess_at(cfg: &ExtractConfig, device: tch::Device) -> &'static str {
+pub(crate) fn preprocess_at(cfg: &ExtractConfig, device: tch::Device) -> &'static str {
     match (cfg.run.preprocess, device) {
         (super::config::PreprocessAt::Device, tch::Device::Cuda(_)) => "cuda",
         _ => "cpu",

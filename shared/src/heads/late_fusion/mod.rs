@@ -10,7 +10,7 @@
 //! plots and `run.json`. No weights, no training: `train-head eval` recomputes it.
 use crate::runs::{write_run_info, RunInfo, RunLock};
 use crate::schema::Split;
-use crate::train::driver::{Outcome, Setup, Task};
+use crate::train::driver::{NewScores, Outcome, Setup, Task};
 use crate::train::eval::{write_outputs, Evaluation, RunMetrics, Scored};
 use crate::train::history::write_atomic;
 use crate::train::FitOutcome;
@@ -238,6 +238,88 @@ pub fn fuse(cfg: &LateFusionConfig) -> Result<Evaluation> {
     })
 }
 
+/// Scores a new store with every fused run (each against its own training store, recorded in its
+/// `run.json`), z-scores each with its TRAIN statistics and sums them with the weights. A weld
+/// any run cannot score is unreadable, with that run's reason.
+pub fn score_new(cfg: &LateFusionConfig, store: &Path, device: tch::Device) -> Result<NewScores> {
+    let mut fused: Option<NewScores> = None;
+    for (i, r) in cfg.runs.iter().enumerate() {
+        let (mean, std) = train_stats(&read_scores(r)?, r)?;
+        let info = crate::runs::read_run_info(r)?;
+        let train_store = info.store.ok_or_else(|| {
+            Error::Msg(format!(
+                "{}: run.json records no training store, so its head cannot be rebuilt to \
+                 score new welds (retrain it with this version)",
+                r.display()
+            ))
+        })?;
+        let cfg_path = r.join("config.toml");
+        let text = std::fs::read_to_string(&cfg_path).map_err(|e| Error::io(&cfg_path, e))?;
+        let doc: toml::Value = toml::from_str(&text)
+            .map_err(|e| Error::Msg(format!("{}: {e}", cfg_path.display())))?;
+        let setup = Setup {
+            doc: &doc,
+            store: &train_store,
+            device,
+            resident: false,
+            verbose: false,
+        };
+        let task = Task::Score {
+            run: r.clone(),
+            store: store.to_path_buf(),
+        };
+        let s = match crate::heads::registry::run(&setup, task)
+            .map_err(|e| Error::Msg(format!("scoring with the fused run {}: {e}", r.display())))?
+        {
+            Outcome::Scored(s) => *s,
+            _ => unreachable!("a score task scores"),
+        };
+        let w = cfg.weight(i);
+        let z: Vec<f64> = s
+            .rows
+            .iter()
+            .map(|row| row.1.map_or(f64::NAN, |v| (v - mean) / std))
+            .collect();
+        let f = fused.get_or_insert_with(|| NewScores {
+            rows: s
+                .rows
+                .iter()
+                .map(|(k, _, _)| (k.clone(), Some(0.0), None))
+                .collect(),
+            part_names: vec![],
+            parts: vec![],
+            classes: s.classes.clone(),
+        });
+        if f.rows.len() != s.rows.len() {
+            return Err(Error::Msg(format!(
+                "{}: the fused runs served {} and {} samples",
+                store.display(),
+                f.rows.len(),
+                s.rows.len()
+            )));
+        }
+        for (j, (key, score, reason)) in s.rows.iter().enumerate() {
+            let out = &mut f.rows[j];
+            debug_assert_eq!(&out.0, key);
+            match (score, &out.2) {
+                (_, Some(_)) => {}
+                (None, None) => {
+                    out.1 = None;
+                    out.2 = Some(format!(
+                        "{} ({})",
+                        reason.as_deref().unwrap_or("not scored"),
+                        part_name(r)
+                    ));
+                }
+                (Some(_), None) => out.1 = out.1.map(|acc| acc + w * z[j]),
+            }
+        }
+        f.part_names.push(part_name(r));
+        f.parts.push(z);
+    }
+    fused.ok_or_else(|| Error::Msg("late-fusion names no run".into()))
+}
+
 /// The score-part column of a run: `z_<folder name>`.
 fn part_name(run: &Path) -> String {
     let name = run
@@ -260,11 +342,11 @@ pub fn run(setup: &Setup, task: Task) -> Result<Outcome> {
             })
         }
         Task::Eval { .. } => Ok(Outcome::Evaluated(Box::new(fuse(&cfg)?))),
-        Task::Score { .. } => Err(Error::Msg(
-            "late-fusion scores new welds from its runs' scores of them: score each run with \
-             `train-head score`, then fuse those (not supported yet)"
-                .into(),
-        )),
+        Task::Score { store, .. } => Ok(Outcome::Scored(Box::new(score_new(
+            &cfg,
+            &store,
+            setup.device,
+        )?))),
         Task::Train { opts, .. } => {
             let out = &opts.out;
             let _lock = RunLock::acquire(out)?;

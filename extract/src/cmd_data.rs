@@ -107,7 +107,9 @@ fn table(manifest: &Manifest, report: &CheckReport) -> String {
     for p in &report.problems {
         *bad.entry(p.sample.as_str()).or_default() += 1;
     }
-    let mut rows: BTreeMap<(Split, Option<u8>), (String, usize, usize, usize)> = BTreeMap::new();
+    // (split, class) -> (label, samples, samples with problems, problems)
+    type Row = (String, usize, usize, usize);
+    let mut rows: BTreeMap<(Split, Option<u8>), Row> = BTreeMap::new();
     for s in &manifest.samples {
         let e = rows.entry((s.split, s.class_code)).or_insert_with(|| {
             let name = match (s.class_code, &s.class_name) {

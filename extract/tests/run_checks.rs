@@ -193,7 +193,7 @@ fn manifest_faults_are_named() {
         (
             "cols.csv",
             good.replace("SPLIT", "PARTITION"),
-            "missing column SPLIT (the header has CATEGORY,",
+            "has CATEGORY but no SPLIT (it has CATEGORY,",
         ),
     ];
     for (name, content, want) in cases {

@@ -224,9 +224,10 @@ impl Manifest {
                 return Err(err(
                     1,
                     format!(
-                        "the header has {has} but no {lacks}: a labelled manifest needs both, \
-                         a manifest of unlabelled recordings neither (then only SUBDIRS is \
-                         required)"
+                        "the header has {has} but no {lacks} (it has {}): a labelled manifest \
+                         needs both, a manifest of unlabelled recordings neither (then only \
+                         SUBDIRS is required)",
+                        headers.iter().collect::<Vec<_>>().join(",")
                     ),
                 ));
             }

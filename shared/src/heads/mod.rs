@@ -17,6 +17,7 @@ pub mod mlp_ae;
 pub mod paper_ae;
 pub mod pooled;
 pub mod registry;
+pub mod supcon;
 pub mod video_ae;
 
 use crate::features::{Inputs, Needs, StoreFeeder};
@@ -56,6 +57,12 @@ pub trait Head: Sized {
     fn build(p: &nn::Path, cfg: &Self::Config, ctx: &StoreContext) -> Result<Self>;
     /// The batch from the fed tensors (one per input, in [`Head::inputs`] order, f32).
     fn make_batch(&self, fed: Vec<Tensor>) -> Result<Self::Batch>;
+    /// The batch of labelled samples with their class codes `[B]` (0 = good), attached by the
+    /// store's batch source for TRAIN, VAL and TEST (never for new welds being scored). Only a
+    /// supervised head's loss may read them. Default: the batch unchanged.
+    fn with_classes(&self, b: Self::Batch, _classes: &[u8]) -> Self::Batch {
+        b
+    }
     /// Anomaly scores `[B]` (higher = more anomalous), eval mode; called under `no_grad`.
     fn score(&self, b: &Self::Batch) -> Tensor;
     /// Named parts of the score, each `[B]` (written beside the score in `scores.csv`).
@@ -82,6 +89,19 @@ pub trait GradientHead: Head {
     /// model's global norm (e.g. an auxiliary loss head). Default: one global norm.
     fn own_clip_groups(&self) -> Vec<String> {
         vec![]
+    }
+    /// Called by the training loop before each scoring of VAL (every epoch, for the raw and for
+    /// the EMA weights), with TRAIN in fixed batches of the evaluation batch size in position
+    /// order and each batch's class codes, in eval mode under `no_grad`. A head whose score
+    /// reads TRAIN through the weights being evaluated (a k-NN bank of embeddings) recomputes
+    /// that state here into non-trainable variables, so the checkpoint saved with those weights
+    /// carries it and evaluation and scoring from the checkpoint need no TRAIN pass. Default:
+    /// nothing (no batch is loaded).
+    fn refresh_from_train(
+        &self,
+        _train: &mut dyn Iterator<Item = Result<(Self::Batch, Vec<u8>)>>,
+    ) -> Result<()> {
+        Ok(())
     }
 }
 

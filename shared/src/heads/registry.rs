@@ -9,6 +9,7 @@ use crate::heads::knn::Knn;
 use crate::heads::late_fusion;
 use crate::heads::mlp_ae::MlpAe;
 use crate::heads::paper_ae::{audio::PaperAudioAe, video::PaperVideoAe};
+use crate::heads::supcon::SupCon;
 use crate::heads::video_ae::VideoAe;
 use crate::heads::Head;
 use crate::train::driver::{run_bank, run_gradient, Outcome, Setup, Task};
@@ -60,6 +61,11 @@ pub const HEADS: &[Entry] = &[
     Entry {
         name: PaperVideoAe::NAME,
         run: run_gradient::<PaperVideoAe>,
+        reads_store: true,
+    },
+    Entry {
+        name: SupCon::NAME,
+        run: run_gradient::<SupCon>,
         reads_store: true,
     },
     Entry {

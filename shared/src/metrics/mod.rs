@@ -6,6 +6,7 @@
 //! tied scores form one operating point, a sample is predicted anomalous when
 //! `score >= threshold`. Labels are binary: class code 0 is good (negative), every other class is
 //! a defect (positive).
+pub mod classification;
 pub mod plots;
 
 use crate::{Error, Result};
@@ -195,6 +196,10 @@ pub struct SplitMetrics {
     pub threshold: f64,
     /// keyed by [`class_key`]
     pub per_class: BTreeMap<String, ClassStats>,
+    /// accuracy and F1 of a head's predicted classes (its score part
+    /// [`classification::PRED_CLASS_PART`]); absent for heads that predict no class
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classification: Option<classification::ClassificationMetrics>,
 }
 
 /// Metrics of one split. `scores` [N] (higher = more anomalous), `classes` [N] class codes
@@ -219,6 +224,7 @@ pub fn evaluate(scores: &[f64], classes: &[u8], threshold: Option<f64>) -> Resul
         recall,
         threshold,
         per_class: per_class(scores, classes)?,
+        classification: None,
     })
 }
 

@@ -293,6 +293,7 @@ mod tests {
                 },
             )]
             .into(),
+            classification: None,
         };
         RunMetrics {
             best_epoch: 2,

@@ -92,8 +92,12 @@ impl<H: Head> BatchSource for HeadSource<'_, H> {
         self.feeder.keys(split)
     }
 
+    /// The head's batch of `indices`, with their class codes attached ([`Head::with_classes`]).
     fn load(&mut self, split: Split, indices: &[usize]) -> Result<H::Batch> {
-        self.head.make_batch(self.feeder.load(split, indices)?)
+        let b = self.head.make_batch(self.feeder.load(split, indices)?)?;
+        let classes = self.feeder.classes(split);
+        let of: Vec<u8> = indices.iter().map(|&i| classes[i]).collect();
+        Ok(self.head.with_classes(b, &of))
     }
 }
 

@@ -2,6 +2,7 @@
 //! `metrics.json` (threshold chosen on VAL, applied to TEST), `scores.csv` and the plots.
 //! Used by the end of training, by `train-head eval` and by fit-once heads alike.
 use crate::heads::{Head, Named};
+use crate::metrics::classification::{classification, ClassificationMetrics, PRED_CLASS_PART};
 use crate::metrics::{self, SplitMetrics};
 use crate::schema::Split;
 use crate::train::checkpoint;
@@ -133,8 +134,20 @@ pub(crate) fn positives(classes: &[u8]) -> Vec<bool> {
     classes.iter().map(|&c| c != 0).collect()
 }
 
+/// Accuracy and F1 of the classes a head predicts (its score part [`PRED_CLASS_PART`], class
+/// codes as floats); `None` for a head without that part.
+fn classification_of(s: &Scored) -> Option<ClassificationMetrics> {
+    let (_, p) = s.parts.iter().find(|(n, _)| n == PRED_CLASS_PART)?;
+    let pred: Vec<u8> = p
+        .iter()
+        .map(|&v| v.round().clamp(0.0, 255.0) as u8)
+        .collect();
+    classification(&s.classes, &pred)
+}
+
 /// Scores TRAIN, VAL and TEST with the weights now in the head, chooses the best-F1 threshold
-/// on VAL and applies it to TEST.
+/// on VAL and applies it to TEST (and, for a head predicting classes, adds their accuracy and
+/// F1 per split).
 pub fn evaluate_loaded<H, S>(
     head: &H,
     src: &mut S,
@@ -147,9 +160,11 @@ where
     S: BatchSource<Batch = H::Batch>,
 {
     let (val, _) = score_split(head, src, Split::Val, eval_batch_size, true)?;
-    let val_m = metrics::evaluate(&val.scores, &val.classes, None)?;
+    let mut val_m = metrics::evaluate(&val.scores, &val.classes, None)?;
+    val_m.classification = classification_of(&val);
     let (test, _) = score_split(head, src, Split::Test, eval_batch_size, true)?;
-    let test_m = metrics::evaluate(&test.scores, &test.classes, Some(val_m.threshold))?;
+    let mut test_m = metrics::evaluate(&test.scores, &test.classes, Some(val_m.threshold))?;
+    test_m.classification = classification_of(&test);
     let (train, _) = score_split(head, src, Split::Train, eval_batch_size, true)?;
     Ok(Evaluation {
         metrics: RunMetrics {

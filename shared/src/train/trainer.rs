@@ -150,6 +150,27 @@ pub fn load_model(vs: &nn::VarStore, tensors: &HashMap<String, Tensor>, path: &P
     Ok(())
 }
 
+/// Hands TRAIN, in fixed batches of `batch_size` in position order with their class codes, to
+/// [`GradientHead::refresh_from_train`] (eval mode, no grad); batches are loaded only as the head
+/// asks for them.
+fn refresh_from_train<H, S>(head: &H, src: &mut S, batch_size: usize) -> Result<()>
+where
+    H: GradientHead,
+    S: BatchSource<Batch = H::Batch>,
+{
+    let classes = src.classes(Split::Train);
+    let all: Vec<usize> = (0..src.len(Split::Train)).collect();
+    let mut chunks = all.chunks(batch_size.max(1));
+    let mut iter = std::iter::from_fn(|| {
+        chunks.next().map(|c| {
+            let cls: Vec<u8> = c.iter().map(|&i| classes[i]).collect();
+            src.load(Split::Train, c).map(|b| (b, cls))
+        })
+    });
+    let _guard = tch::no_grad_guard();
+    head.refresh_from_train(&mut iter)
+}
+
 /// Trains `head` (variables in `vs`) on TRAIN, validates on VAL each epoch, early-stops, saves
 /// checkpoints, and at the end evaluates the best checkpoint and writes `metrics.json` and
 /// `plots/`. With `opts.resume` it continues from `out/last.safetensors`.
@@ -271,12 +292,16 @@ where
         let steps = batches.len() as f64;
         terms.iter_mut().for_each(|(_, v)| *v /= steps);
 
+        refresh_from_train(head, src, cfg.eval_batch_size)?;
         let (raw, raw_diag) = score_split(head, src, Split::Val, cfg.eval_batch_size, false)?;
         let raw_auc = metrics::auroc(&raw.scores, &val_pos)?;
         let (ema_auc, ema_diag) = match ema.as_mut() {
             Some(e) => {
                 e.swap();
-                let r = score_split(head, src, Split::Val, cfg.eval_batch_size, false);
+                // the swap exchanges every variable, so the head's TRAIN state computed here
+                // with the EMA weights stays with them (in the shadow) after the swap back
+                let r = refresh_from_train(head, src, cfg.eval_batch_size)
+                    .and_then(|_| score_split(head, src, Split::Val, cfg.eval_batch_size, false));
                 e.swap();
                 let (s, d) = r?;
                 (Some(metrics::auroc(&s.scores, &val_pos)?), d)

@@ -435,3 +435,139 @@ fn score_new_welds() {
     assert!(err.contains("`image/pooled` has sample shape"), "{err}");
     let _ = cfg;
 }
+
+/// `supcon` (labelled defects in TRAIN): refused on the shipped all-good TRAIN with the command
+/// that fixes it; trained on `resplit --by-session --supervised` with `--split-file`, it writes
+/// the k-NN classification metrics beside the detection metrics, ranks TEST defects well above
+/// chance, `eval` reproduces it from the checkpoint (which carries the TRAIN bank), and `score`
+/// scores new welds from the checkpoint alone.
+#[test]
+fn supcon_on_a_supervised_split() {
+    use weld_cache::features::synth_store::{write_synth_store, SynthStoreSpec};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    // VAL and TEST of 48: enough defective sessions for a supervised split with defects on
+    // every side (the default 24 leave VAL without one)
+    let store = dir.join("store");
+    let spec = SynthStoreSpec {
+        n_val: 48,
+        n_test: 48,
+        sensor_len: 32,
+        ..SynthStoreSpec::default()
+    };
+    write_synth_store(&store, &spec).unwrap();
+    let cfg = dir.join("supcon.toml");
+    std::fs::write(&cfg, SUPCON).unwrap();
+    let train = |out: &Path, extra: &[&std::ffi::OsStr]| {
+        bin()
+            .args(["train", "--store"])
+            .arg(&store)
+            .arg("--config")
+            .arg(&cfg)
+            .arg("--out")
+            .arg(out)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let err = failed(train(&dir.join("refused"), &[]));
+    assert!(
+        err.contains("train-head resplit --store")
+            && err.contains("--by-session --supervised")
+            && err.contains("--split-file"),
+        "{err}"
+    );
+    let split = dir.join("split.csv");
+    let out = ok(bin()
+        .args(["resplit", "--by-session", "--supervised", "--store"])
+        .arg(&store)
+        .arg("--out")
+        .arg(&split)
+        .output()
+        .unwrap());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("TRAIN 80 (24 defective), VAL 24 (8 defective), TEST 40 (16 defective)"),
+        "{text}"
+    );
+    let run = dir.join("supcon");
+    ok(train(&run, &["--split-file".as_ref(), split.as_os_str()]));
+    let m = json(&run.join("metrics.json"));
+    for s in ["val", "test"] {
+        let c = &m[s]["classification"];
+        for k in ["accuracy", "macro_f1"] {
+            let v = c[k].as_f64().unwrap_or(-1.0);
+            assert!((0.0..=1.0).contains(&v), "{s}.classification.{k} = {v}");
+        }
+        assert!(
+            c["per_class_f1"].as_object().is_some_and(|o| o.len() >= 2),
+            "{s}: {c}"
+        );
+    }
+    let (a, acc) = (
+        m["test"]["auroc"].as_f64().unwrap(),
+        m["test"]["classification"]["accuracy"].as_f64().unwrap(),
+    );
+    println!("supcon: TEST AUROC {a:.4}, k-NN accuracy {acc:.4}");
+    assert!(a > 0.9, "TEST AUROC {a}");
+    let head: Vec<String> = std::fs::read_to_string(run.join("scores.csv"))
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .split(',')
+        .map(String::from)
+        .collect();
+    assert_eq!(
+        head,
+        ["key", "split", "class", "score", "pred_class", "p_defect"]
+    );
+    let out = ok(bin()
+        .args(["eval", "--store"])
+        .arg(&store)
+        .arg("--run")
+        .arg(&run)
+        .output()
+        .unwrap());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("identical to"), "{err}");
+    // new welds (shapes of the training store), scored from the checkpoint's bank
+    let new = dir.join("new");
+    new_welds(&new, true);
+    let printed = ok(score_with(&run, &new, &dir.join("new.csv")));
+    let printed = String::from_utf8_lossy(&printed.stdout);
+    assert!(printed.contains("1 unreadable"), "{printed}");
+}
+
+const SUPCON: &str = r#"
+head = "supcon"
+
+[supcon]
+image_layer = 2
+d_model = 32
+fusion_tokens = 4
+heads = 4
+ff = 64
+proj_hidden = 32
+embed_dim = 16
+temperature = 0.07
+
+[train]
+epochs = 6
+batch_size = 16
+eval_batch_size = 64
+drop_last = false
+lr = 1e-3
+min_lr = 1e-5
+warmup_epochs = 1
+warmup_start_lr = 1e-4
+weight_decay = 1e-2
+betas = [0.9, 0.999]
+eps = 1e-8
+grad_clip = 1.0
+ema = true
+ema_max_decay = 0.9999
+patience = 20
+seed = 42
+schedule = "warmup_cosine"
+"#;

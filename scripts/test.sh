@@ -39,8 +39,8 @@ import csv
 table = list(csv.DictReader(open("runs/demo-compare.csv")))
 heads = {r["head"] for r in table}
 want = {"causal-film", "video-ae", "late-fusion", "mlp-ae", "concat-mlp", "gaussian", "knn", "ae",
-        "paper-audio-ae", "paper-video-ae"}
-assert len(table) == 14 and heads == want, f"demo comparison table: {len(table)} rows, heads {sorted(heads)}"
+        "paper-audio-ae", "paper-video-ae", "supcon"}
+assert len(table) == 15 and heads == want, f"demo comparison table: {len(table)} rows, heads {sorted(heads)}"
 print(f"demo comparison: {len(table)} runs of {len(heads)} heads")
 PY
 echo "[test] the shipped binaries again (demo.sh rebuilt them through setup.sh after cargo test relinked them)"

@@ -45,6 +45,18 @@ fn extract(args: &[&str]) -> Output {
     Command::new(BIN).args(args).output().unwrap()
 }
 
+/// `train-head train --store STORE --config CONFIG --out OUT`, which must succeed.
+fn train_on(store: &Path, config: &str, out: &Path) {
+    ok(
+        &format!("train-head train {config}"),
+        Command::new(train_head())
+            .args(["train", "--store", s(store), "--config", config])
+            .args(["--out", s(out)])
+            .output()
+            .unwrap(),
+    );
+}
+
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
@@ -125,20 +137,7 @@ fn fresh_recordings_get_a_decision_per_weld() {
     args.extend(["--only", "image"]);
     ok("extract run (training store)", extract(&args));
     let run = t.join("run");
-    ok(
-        "train-head train knn",
-        Command::new(train_head())
-            .args([
-                "train",
-                "--store",
-                s(&store_a),
-                "--config",
-                "configs/knn.toml",
-            ])
-            .args(["--out", s(&run)])
-            .output()
-            .unwrap(),
-    );
+    train_on(&store_a, "configs/knn.toml", &run);
 
     // New recordings: another seed, labels withheld (no manifest), one broken recording.
     let (labelled, new) = (t.join("b-labelled"), t.join("b"));
@@ -224,20 +223,7 @@ fn fresh_recordings_get_a_decision_per_weld() {
     // A late fusion of two runs scores the new store through its runs: each run's score
     // z-scored with its TRAIN statistics (from its scores.csv), summed with the weights.
     let gauss = t.join("gauss");
-    ok(
-        "train-head train gaussian",
-        Command::new(train_head())
-            .args([
-                "train",
-                "--store",
-                s(&store_a),
-                "--config",
-                "configs/gaussian.toml",
-            ])
-            .args(["--out", s(&gauss)])
-            .output()
-            .unwrap(),
-    );
+    train_on(&store_a, "configs/gaussian.toml", &gauss);
     let fusion = t.join("fusion");
     ok(
         "train-head train late-fusion",

@@ -99,6 +99,24 @@ pub fn run(a: ResplitArgs) -> Result<()> {
         },
         sizes(&sized)
     );
+    if a.supervised {
+        let in_train: std::collections::BTreeSet<u8> = sized
+            .iter()
+            .filter(|(s, _)| *s == Split::Train)
+            .map(|&(_, c)| c)
+            .collect();
+        let unseen: std::collections::BTreeSet<u8> = sized
+            .iter()
+            .filter(|&&(s, c)| s != Split::Train && !in_train.contains(&c))
+            .map(|&(_, c)| c)
+            .collect();
+        if !unseen.is_empty() {
+            println!(
+                "note: defect classes {unseen:?} are in VAL/TEST but not in TRAIN (each is held \
+                 by fewer than three sessions); a k-NN classifier cannot name them"
+            );
+        }
+    }
     println!(
         "written to {}; use it with --split-file {}",
         a.out.display(),

@@ -4,7 +4,7 @@
 //! deviation per run), and `eval` reproduces it; `compare` tabulates every run in one table.
 mod common;
 
-use common::{bin, failed, json, ok, setup, CAUSAL_FILM, MLP_AE};
+use common::{assert_eval_identical, bin, failed, json, ok, setup, CAUSAL_FILM, MLP_AE};
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -258,15 +258,7 @@ fn resplit_by_session_and_split_file() {
     for (k, (s, _)) in &got {
         assert_eq!(&want[k], s, "{k}");
     }
-    let out = ok(bin()
-        .args(["eval", "--store"])
-        .arg(&store)
-        .arg("--run")
-        .arg(&run)
-        .output()
-        .unwrap());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("identical to"), "{err}");
+    assert_eval_identical(&store, &run);
     // a split file for another store
     let other = dir.join("other.csv");
     std::fs::write(
@@ -522,15 +514,7 @@ fn supcon_on_a_supervised_split() {
         head,
         ["key", "split", "class", "score", "pred_class", "p_defect"]
     );
-    let out = ok(bin()
-        .args(["eval", "--store"])
-        .arg(&store)
-        .arg("--run")
-        .arg(&run)
-        .output()
-        .unwrap());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("identical to"), "{err}");
+    assert_eval_identical(&store, &run);
     // new welds (shapes of the training store), scored from the checkpoint's bank
     let new = dir.join("new");
     new_welds(&new, true);

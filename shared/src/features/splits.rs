@@ -10,7 +10,10 @@
 //!   TRAIN / VAL / TEST by `fractions`; sessions holding a defect are dealt to VAL / TEST in
 //!   turn (sorted by their most frequent class first, so both sides see every defect class);
 //! - `supervised`: every session is dealt to TRAIN / VAL / TEST by `fractions` within groups of
-//!   the same most frequent class, so TRAIN holds labelled defects (for supervised heads).
+//!   the same most frequent class, so TRAIN holds labelled defects (for supervised heads). A class
+//!   held by fewer than three sessions cannot reach all three sides; such sessions are pooled
+//!   (shuffled) into one group dealt the same way, so VAL and TEST still get defects, of classes
+//!   TRAIN may lack (in a small store, e.g. the demo's one session per defect class).
 use crate::schema::{SampleRow, Split};
 use crate::{Error, Result};
 use rand::seq::SliceRandom;
@@ -194,10 +197,17 @@ pub fn by_session(
             .push(s.clone());
     }
     if supervised {
+        let mut pooled: Vec<String> = Vec::new();
         for g in groups.values_mut() {
             g.shuffle(&mut rng);
-            assign.extend(deal(g, fractions));
+            if g.len() >= 3 {
+                assign.extend(deal(g, fractions));
+            } else {
+                pooled.append(g);
+            }
         }
+        pooled.shuffle(&mut rng);
+        assign.extend(deal(&pooled, fractions));
     } else {
         let mut good: Vec<String> = m
             .keys()
@@ -238,4 +248,54 @@ pub fn by_session(
     }
     out.sort_by_key(|(i, _, _)| *i);
     Ok(out.into_iter().map(|(_, k, s)| (k, s)).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(key: &str, class: u8, session: &str) -> SampleRow {
+        SampleRow {
+            key: key.into(),
+            id: key.into(),
+            class_code: Some(class),
+            class_name: Some(format!("c{class}")),
+            split: Split::Train,
+            session: Some(session.into()),
+        }
+    }
+
+    /// Seven defect classes of one session each (the demo's store): the supervised split pools
+    /// them, so VAL and TEST get defects and no session lands on two sides.
+    #[test]
+    fn supervised_pools_classes_of_few_sessions() {
+        let mut table = Vec::new();
+        for s in 0..10 {
+            for j in 0..4 {
+                table.push(row(&format!("g{s}_{j}"), 0, &format!("good{s}")));
+            }
+        }
+        for c in [2u8, 3, 5, 6, 7, 9, 11] {
+            for j in 0..4 {
+                table.push(row(&format!("d{c}_{j}"), c, &format!("bad{c}")));
+            }
+        }
+        let rows = by_session(&table, true, [0.6, 0.2, 0.2], 0).unwrap();
+        let new: HashMap<&str, Split> = rows.iter().map(|(k, s)| (k.as_str(), *s)).collect();
+        for r in table.iter_mut() {
+            r.split = new[r.key.as_str()];
+        }
+        assert_eq!(sessions_across(&table).0, 0);
+        for s in [Split::Train, Split::Val, Split::Test] {
+            let bad = table
+                .iter()
+                .filter(|r| r.split == s && r.class_code != Some(0))
+                .count();
+            let good = table
+                .iter()
+                .filter(|r| r.split == s && r.class_code == Some(0))
+                .count();
+            assert!(bad > 0 && good > 0, "{s}: {good} good, {bad} defective");
+        }
+    }
 }

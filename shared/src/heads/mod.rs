@@ -28,6 +28,30 @@ pub use causal_film::{
     CausalFilm, CausalFilmConfig, CausalFilmHead, ClipHead, HeadBatch, LossTerms,
 };
 
+/// One recorded modality a head reads (config spelling `video|audio|image|sensor`); how it is
+/// read (pooled, or as tokens) is the head's: see `mlp_ae::preset` and `supcon::config`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Modality {
+    /// V-JEPA 2 tokens (`video/tokens`)
+    Video,
+    /// AST tokens (`audio/tokens`)
+    Audio,
+    /// DINOv3 features of one hidden state of the five views
+    Image,
+    /// the resampled sensor series (`sensor/raw`)
+    Sensor,
+}
+
+impl Modality {
+    pub const ALL: [Modality; 4] = [
+        Modality::Video,
+        Modality::Audio,
+        Modality::Image,
+        Modality::Sensor,
+    ];
+}
+
 /// Named scalars (loss terms, diagnostics).
 pub type Named = Vec<(String, f64)>;
 

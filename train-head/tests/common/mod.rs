@@ -157,3 +157,16 @@ ema_max_decay = 0.9999
 patience = 20
 seed = 42
 "#;
+
+/// `train-head eval --store STORE --run RUN` succeeds and reports metrics identical to the run's.
+pub fn assert_eval_identical(store: &Path, run: &Path) {
+    let out = ok(bin()
+        .args(["eval", "--store"])
+        .arg(store)
+        .arg("--run")
+        .arg(run)
+        .output()
+        .unwrap());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("identical to"), "{err}");
+}

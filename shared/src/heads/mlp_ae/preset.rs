@@ -45,28 +45,12 @@ fn default_dropout() -> f64 {
     0.1
 }
 
-/// One modality's pooled input.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Modality {
-    /// V-JEPA 2 tokens averaged over tokens
-    Video,
-    /// AST tokens averaged over windows and tokens
-    Audio,
-    /// DINOv3 pooled vector of `image_layer`, averaged over the views
-    Image,
-    /// resampled sensor series averaged over time
-    Sensor,
-}
+/// How a preset reads a modality: V-JEPA 2 tokens averaged over tokens, AST tokens averaged over
+/// windows and tokens, the DINOv3 pooled vector of `image_layer` averaged over the views, the
+/// resampled sensor series averaged over time.
+pub use crate::heads::Modality;
 
 impl Modality {
-    pub const ALL: [Modality; 4] = [
-        Modality::Video,
-        Modality::Audio,
-        Modality::Image,
-        Modality::Sensor,
-    ];
-
     /// The modality's input, reading `image_layer` from the `table` of head `head`.
     pub fn feature(self, t: &AeTable, table: &str) -> Result<FeatureSpec> {
         Ok(match self {

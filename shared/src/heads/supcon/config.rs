@@ -5,19 +5,11 @@
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 
-/// One modality the fusion tokens attend to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Modality {
-    /// `video/tokens` `[Tv, Dv]`
-    Video,
-    /// `audio/tokens` `[W, Na, Da]`, read as `[W * Na, Da]`
-    Audio,
-    /// `image/tokens_L{image_layer}` `[V, Ntok, Di]`, read as `[V * Ntok, Di]`
-    Image,
-    /// `sensor/raw` `[L, C]`, standardised per channel with TRAIN statistics: one token per step
-    Sensor,
-}
+/// A modality the fusion tokens attend to, read as tokens: `video/tokens` `[Tv, Dv]`;
+/// `audio/tokens` `[W, Na, Da]` as `[W * Na, Da]`; `image/tokens_L{image_layer}` `[V, Ntok, Di]`
+/// as `[V * Ntok, Di]`; `sensor/raw` `[L, C]` standardised per channel with TRAIN statistics, one
+/// token per step.
+pub use crate::heads::Modality;
 
 /// `[supcon]` table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -66,12 +58,7 @@ pub struct SupConConfig {
 }
 
 fn default_modalities() -> Vec<Modality> {
-    vec![
-        Modality::Video,
-        Modality::Audio,
-        Modality::Image,
-        Modality::Sensor,
-    ]
+    Modality::ALL.to_vec()
 }
 fn default_d_model() -> i64 {
     128

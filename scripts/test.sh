@@ -16,6 +16,13 @@ cargo clippy --release --workspace --all-targets -- -D warnings
 phase "artifacts"
 echo "[test] the shipped binaries: train-head and the decoder-free extract hold no OpenCV/symphonia"
 bash scripts/check_artifacts.sh
+phase "gpu_check dry run"
+echo "[test] scripts/gpu_check.sh --device cpu --size tiny (the GPU check's CPU dry run, decoder-free binaries)"
+bash scripts/gpu_check.sh --device cpu --size tiny > target/gpu_check_dry.log 2>&1 \
+  || { tail -30 target/gpu_check_dry.log; exit 1; }
+grep -q "^| dinov3 | .* | 2 | " target/gpu_check_dry.md && grep -q "^| V-JEPA 2 preprocessing |" target/gpu_check_dry.md \
+  && grep -q "18,527,809 | off | 1 |" target/gpu_check_dry.md \
+  || { cat target/gpu_check_dry.md; echo "[test] the dry run's table lacks a row" >&2; exit 1; }
 echo "[test] cargo test (one package at a time: a workspace build would unify the features)"
 phase "cargo test -p weld-cache"
 cargo test --release -p weld-cache --features extract --no-fail-fast -- --test-threads=2

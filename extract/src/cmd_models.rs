@@ -44,9 +44,15 @@ pub struct InitModelsArgs {
     /// Output folder; gets `dinov3/`, `vjepa2/`, `ast/`.
     #[arg(long)]
     pub out: PathBuf,
-    /// Only `tiny` exists (random weights, for the demo and tests).
-    #[arg(long, default_value = "tiny")]
+    /// `tiny` (random weights of tiny widths, for the demo and tests; every backbone and CLIP)
+    /// or `real` (random weights of the real architectures: DINOv3 ViT-H+/16 with 4 registers,
+    /// V-JEPA 2 ViT-L/16 at 256 px, AST base 14-14; ~1.2B parameters, for GPU timing only).
+    #[arg(long, default_value = "tiny", value_parser = ["tiny", "real"])]
     pub size: String,
+    /// Storage dtype of the weights: `f32`, `bf16` or `f16` (`--size real`; tiny folders are
+    /// always f32).
+    #[arg(long, default_value = "bf16")]
+    pub dtype: String,
     /// Seed of the random weights.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -151,13 +157,20 @@ fn to_f32_cpu(t: &Tensor) -> Tensor {
         .contiguous()
 }
 
-/// `extract init-models`: tiny random HF folders of every backbone.
+/// `extract init-models`: random HF folders of every backbone (tiny, or the real architectures).
 pub fn init_models(a: &InitModelsArgs) -> Result<()> {
-    if a.size != "tiny" {
-        bail!(
-            "--size {}: only `tiny` is available (no weights are downloaded)",
-            a.size
-        );
+    if a.size == "real" {
+        if a.geometry != "demo" {
+            bail!("--geometry is for tiny models; --size real has the real geometry already");
+        }
+        let kind =
+            backbones::parse_kind(&a.dtype).with_context(|| format!("--dtype {}", a.dtype))?;
+        let dirs = backbones::write_real_all(&a.out, a.seed, kind)
+            .with_context(|| format!("writing real-size models under {}", a.out.display()))?;
+        for d in dirs {
+            println!("{}", d.display());
+        }
+        return Ok(());
     }
     let dirs = backbones::write_tiny_all_geometry(&a.out, a.seed, a.geometry == "real")
         .with_context(|| format!("writing tiny models under {}", a.out.display()))?;

@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 
 #[cfg(feature = "decoders")]
 mod cmd_data;
+mod cmd_gpu_bench;
 mod cmd_models;
 #[cfg(feature = "decoders")]
 mod cmd_run;
@@ -37,8 +38,11 @@ enum Cmd {
     Inspect(cmd_models::InspectArgs),
     /// Run a backbone on a safetensors input and write every hidden state (f32).
     Forward(cmd_models::ForwardArgs),
-    /// Write tiny random-weight Hugging Face folders of every backbone.
+    /// Write random-weight Hugging Face folders of every backbone (tiny, or real-size for timing).
     InitModels(cmd_models::InitModelsArgs),
+    /// Time the device side without decoders: backbone forwards (welds/s, TFLOP/s, MFU), the
+    /// device-side preprocessing of real-size media, and device-vs-CPU parity (markdown).
+    GpuBench(cmd_gpu_bench::GpuBenchArgs),
     /// Decode every sample of a dataset and report missing or corrupt inputs.
     #[cfg(feature = "decoders")]
     CheckData(cmd_data::CheckDataArgs),
@@ -90,6 +94,7 @@ fn main() -> Result<()> {
         Cmd::Inspect(a) => cmd_models::inspect(&a)?,
         Cmd::Forward(a) => cmd_models::forward(&a)?,
         Cmd::InitModels(a) => cmd_models::init_models(&a)?,
+        Cmd::GpuBench(a) => cmd_gpu_bench::run(&a)?,
         #[cfg(feature = "decoders")]
         Cmd::CheckData(a) => cmd_data::check_data(a)?,
         #[cfg(feature = "decoders")]

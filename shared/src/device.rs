@@ -61,6 +61,22 @@ pub fn doctor_report() -> String {
     s
 }
 
+extern "C" {
+    // at::autocast::set_autocast_dtype(c10::DeviceType, c10::ScalarType) of libtorch_cpu (both
+    // enums are int8_t); tch exposes autocast on/off but not its dtype (CUDA default: f16).
+    #[link_name = "_ZN2at8autocast18set_autocast_dtypeEN3c1010DeviceTypeENS1_10ScalarTypeE"]
+    fn at_autocast_set_autocast_dtype(device_type: i8, dtype: i8);
+}
+
+/// Makes CUDA autocast (`tch::autocast`) compute in bf16 instead of its default f16, for this
+/// process.
+pub fn set_cuda_autocast_bf16() {
+    const CUDA: i8 = 1; // c10::DeviceType::CUDA
+    const BFLOAT16: i8 = 15; // c10::ScalarType::BFloat16
+                             // SAFETY: a plain libtorch setter taking two int8 enums by value.
+    unsafe { at_autocast_set_autocast_dtype(CUDA, BFLOAT16) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

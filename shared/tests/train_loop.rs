@@ -34,6 +34,7 @@ fn train_cfg(seed: u64) -> TrainConfig {
         patience: 20,
         seed,
         schedule: Default::default(),
+        autocast: Default::default(),
     }
 }
 
@@ -247,6 +248,7 @@ fn defaults_config_and_overrides() {
         (cfg.grad_clip, cfg.betas, cfg.eps),
         (0.5, [0.9, 0.999], 1e-8)
     );
+    assert_eq!(cfg.autocast, weld_cache::train::config::Autocast::Off);
     let sets = [
         "train.lr=1e-4".to_string(),
         "train.epochs=7".into(),
@@ -264,4 +266,24 @@ fn defaults_config_and_overrides() {
     }
     let mut doc = toml::Value::Table(Default::default());
     assert!(apply_set(&mut doc, "a.b=1").is_err());
+}
+
+/// `train.autocast = "bf16"` is CUDA only: a CPU run is refused before any step, naming the key,
+/// instead of silently training in f32.
+#[test]
+fn bf16_autocast_is_refused_on_the_cpu() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = TrainConfig {
+        autocast: weld_cache::train::config::Autocast::Bf16,
+        ..train_cfg(1)
+    };
+    let err = run(tmp.path(), &cfg, false, None)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("autocast") && err.contains("CUDA only"),
+        "{err}"
+    );
+    assert!(!tmp.path().join("history.csv").exists());
 }

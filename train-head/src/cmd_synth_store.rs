@@ -26,9 +26,18 @@ pub struct SynthStoreArgs {
     /// DINOv3 tokens per view
     #[arg(long, default_value_t = 201)]
     image_tokens: usize,
-    /// width of every backbone feature (video, audio, image)
+    /// width of every backbone feature (video, audio, image) not given on its own
     #[arg(long, default_value_t = 64)]
     dim: usize,
+    /// width of the video tokens (default: --dim; V-JEPA 2 ViT-L: 1024)
+    #[arg(long)]
+    video_dim: Option<usize>,
+    /// width of the audio tokens (default: --dim; AST base: 768)
+    #[arg(long)]
+    audio_dim: Option<usize>,
+    /// width of the image tokens (default: --dim; DINOv3 ViT-H+: 1280)
+    #[arg(long)]
+    image_dim: Option<usize>,
     /// last hidden-state index (hidden states 0..=layers are pooled)
     #[arg(long, default_value_t = 4)]
     layers: usize,
@@ -47,11 +56,11 @@ pub fn run(a: SynthStoreArgs) -> Result<()> {
         n_val: a.n_val,
         n_test: a.n_test,
         video_tokens: a.video_tokens,
-        video_dim: a.dim,
+        video_dim: a.video_dim.unwrap_or(a.dim),
         audio_tokens: a.audio_tokens,
-        audio_dim: a.dim,
+        audio_dim: a.audio_dim.unwrap_or(a.dim),
         image_tokens: a.image_tokens,
-        image_dim: a.dim,
+        image_dim: a.image_dim.unwrap_or(a.dim),
         layers: a.layers,
         token_layers: a.token_layers,
         text_dim: a.text_dim,

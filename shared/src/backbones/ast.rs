@@ -324,7 +324,23 @@ pub fn write_tiny(dir: &Path, seed: u64) -> Result<()> {
     write_tiny_config(dir, seed, Config::tiny())
 }
 
+/// Classes of the AudioSet classifier of the real checkpoint.
+pub const AUDIOSET_LABELS: i64 = 527;
+
 impl Config {
+    /// `MIT/ast-finetuned-audioset-14-14-0.443`: ViT-B, 12 layers of 768, strides 14 x 14 over
+    /// 1024 x 128 fbank frames (9 x 73 patches + 2 tokens).
+    pub fn audioset_14_14() -> Self {
+        Self {
+            hidden_size: 768,
+            num_hidden_layers: 12,
+            num_attention_heads: 12,
+            intermediate_size: 3072,
+            max_length: 1024,
+            ..Self::tiny()
+        }
+    }
+
     /// [`Config::tiny`] at the real input geometry: 1024-frame windows (10.24 s).
     pub fn tiny_real() -> Self {
         Self {
@@ -336,6 +352,12 @@ impl Config {
 
 /// [`write_tiny`] with a given config.
 pub fn write_tiny_config(dir: &Path, seed: u64, config: Config) -> Result<()> {
+    write_random(dir, seed, config, TINY_LABELS, Kind::Float)
+}
+
+/// A random `ASTForAudioClassification` folder of `config` with `labels` classes, weights in
+/// `kind`.
+pub fn write_random(dir: &Path, seed: u64, config: Config, labels: i64, kind: Kind) -> Result<()> {
     let vs = nn::VarStore::new(Device::Cpu);
     Ast::build(&vs, config.clone(), dir)?;
     let mut tensors: Vec<(String, Tensor)> = tiny::random_tensors(&vs, seed)
@@ -346,8 +368,8 @@ pub fn write_tiny_config(dir: &Path, seed: u64, config: Config) -> Result<()> {
     let head = [
         ("classifier.layernorm.weight".to_string(), vec![d]),
         ("classifier.layernorm.bias".into(), vec![d]),
-        ("classifier.dense.weight".into(), vec![TINY_LABELS, d]),
-        ("classifier.dense.bias".into(), vec![TINY_LABELS]),
+        ("classifier.dense.weight".into(), vec![labels, d]),
+        ("classifier.dense.bias".into(), vec![labels]),
     ];
     tensors.extend(tiny::random_extra(&head, seed + 1));
     let mut json = tiny::config_json(
@@ -355,13 +377,13 @@ pub fn write_tiny_config(dir: &Path, seed: u64, config: Config) -> Result<()> {
         "audio-spectrogram-transformer",
         "ASTForAudioClassification",
     )?;
-    let labels: serde_json::Map<String, serde_json::Value> = (0..TINY_LABELS)
+    let names: serde_json::Map<String, serde_json::Value> = (0..labels)
         .map(|i| (i.to_string(), format!("LABEL_{i}").into()))
         .collect();
-    let ids: serde_json::Map<String, serde_json::Value> = (0..TINY_LABELS)
+    let ids: serde_json::Map<String, serde_json::Value> = (0..labels)
         .map(|i| (format!("LABEL_{i}"), i.into()))
         .collect();
-    json["id2label"] = labels.into();
+    json["id2label"] = names.into();
     json["label2id"] = ids.into();
-    tiny::save_folder(dir, &json, &tensors)
+    tiny::save_folder(dir, &json, &tensors, kind)
 }

@@ -116,6 +116,18 @@ impl Config {
         }
     }
 
+    /// `facebook/dinov3-vith16plus-pretrain-lvd1689m`: ViT-H+/16, 32 layers of 1280, SwiGLU 5120,
+    /// 20 heads, 4 registers (~840M parameters).
+    pub fn vith16plus() -> Self {
+        Self {
+            hidden_size: 1280,
+            intermediate_size: 5120,
+            num_hidden_layers: 32,
+            num_attention_heads: 20,
+            ..Self::tiny()
+        }
+    }
+
     fn head_dim(&self) -> i64 {
         self.hidden_size / self.num_attention_heads
     }
@@ -396,10 +408,14 @@ impl Dinov3 {
 
 /// Writes a tiny random `DINOv3ViTModel` folder (config.json + model.safetensors, HF key names).
 pub fn write_tiny(dir: &Path, seed: u64) -> Result<()> {
-    let config = Config::tiny();
+    write_random(dir, seed, Config::tiny(), Kind::Float)
+}
+
+/// Writes a random `DINOv3ViTModel` folder of `config`, weights stored in `kind`.
+pub fn write_random(dir: &Path, seed: u64, config: Config, kind: Kind) -> Result<()> {
     let vs = nn::VarStore::new(Device::Cpu);
     Dinov3::build(&vs, config.clone(), dir)?;
     let tensors = tiny::random_tensors(&vs, seed);
     let json = tiny::config_json(&config, "dinov3_vit", "DINOv3ViTModel")?;
-    tiny::save_folder(dir, &json, &tensors)
+    tiny::save_folder(dir, &json, &tensors, kind)
 }

@@ -9,6 +9,7 @@
 pub mod ast;
 pub mod clip;
 mod common;
+mod cost;
 pub mod dinov3;
 pub mod loader;
 mod tiny;
@@ -261,6 +262,23 @@ pub fn parse_kind(s: &str) -> Result<Kind> {
 /// `out/clip` (with a valid `tokenizer.json`).
 pub fn write_tiny_all(out: &Path, seed: u64) -> Result<Vec<std::path::PathBuf>> {
     write_tiny_all_geometry(out, seed, false)
+}
+
+/// Random-weight folders of the real architectures, weights stored in `kind` (bf16: ~2.5 GB in
+/// all): `out/dinov3` (ViT-H+/16), `out/vjepa2` (ViT-L fpc64-256), `out/ast` (audioset 14-14).
+/// For timing on a GPU (`scripts/gpu_check.sh`); the features they give mean nothing.
+pub fn write_real_all(out: &Path, seed: u64, kind: Kind) -> Result<Vec<std::path::PathBuf>> {
+    let dirs = [out.join("dinov3"), out.join("vjepa2"), out.join("ast")];
+    dinov3::write_random(&dirs[0], seed, dinov3::Config::vith16plus(), kind)?;
+    vjepa2::write_random(&dirs[1], seed + 1, vjepa2::Config::vitl_fpc64_256(), kind)?;
+    ast::write_random(
+        &dirs[2],
+        seed + 2,
+        ast::Config::audioset_14_14(),
+        ast::AUDIOSET_LABELS,
+        kind,
+    )?;
+    Ok(dirs.to_vec())
 }
 
 /// [`write_tiny_all`]; with `real_geometry` V-JEPA 2 takes 256 px crops and AST 1024-frame

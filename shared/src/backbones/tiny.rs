@@ -57,12 +57,40 @@ pub(crate) fn config_json<C: serde::Serialize>(
     Ok(v)
 }
 
-/// Writes `dir/config.json` and `dir/model.safetensors`.
+/// Writes `dir/config.json` and `dir/model.safetensors`, the floating-point weights stored in
+/// `kind` (`torch_dtype` in config.json says which).
 pub(crate) fn save_folder(
     dir: &Path,
     config: &serde_json::Value,
     tensors: &[(String, Tensor)],
+    kind: Kind,
 ) -> Result<()> {
+    let mut config = config.clone();
+    config["torch_dtype"] = match kind {
+        Kind::Float => "float32",
+        Kind::BFloat16 => "bfloat16",
+        Kind::Half => "float16",
+        k => return Err(Error::Msg(format!("cannot store weights as {k:?}"))),
+    }
+    .into();
+    let cast: Vec<(String, Tensor)>;
+    let tensors = if kind == Kind::Float {
+        tensors
+    } else {
+        cast = tensors
+            .iter()
+            .map(|(k, t)| {
+                let t = if t.is_floating_point() {
+                    t.to_kind(kind)
+                } else {
+                    t.shallow_clone()
+                };
+                (k.clone(), t)
+            })
+            .collect();
+        &cast
+    };
+    let config = &config;
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let cfg = dir.join("config.json");
     let text = serde_json::to_string_pretty(config).map_err(|e| Error::Msg(e.to_string()))?;

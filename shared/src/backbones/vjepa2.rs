@@ -422,6 +422,23 @@ fn predictor_shapes(c: &Config) -> Vec<(String, Vec<i64>)> {
 }
 
 impl Config {
+    /// `facebook/vjepa2-vitl-fpc64-256`: ViT-L/16, 24 layers of 1024, tubelets of 2, 256 px crops,
+    /// 64 frames per clip; predictor 12 layers of 384 (stored, not run).
+    pub fn vitl_fpc64_256() -> Self {
+        Self {
+            crop_size: 256,
+            frames_per_clip: 64,
+            hidden_size: 1024,
+            num_attention_heads: 16,
+            num_hidden_layers: 24,
+            pred_hidden_size: 384,
+            pred_num_attention_heads: 12,
+            pred_num_hidden_layers: 12,
+            pred_num_mask_tokens: 10,
+            ..Self::tiny()
+        }
+    }
+
     /// [`Config::tiny`] at the real input geometry (256 px crops, 64 frames per clip as
     /// fpc64-256), with 2 blocks so a CPU benchmark measures the input side, not 4096-token
     /// attention.
@@ -443,10 +460,15 @@ pub fn write_tiny(dir: &Path, seed: u64) -> Result<()> {
 
 /// [`write_tiny`] with a given config.
 pub fn write_tiny_config(dir: &Path, seed: u64, config: Config) -> Result<()> {
+    write_random(dir, seed, config, Kind::Float)
+}
+
+/// A random `VJEPA2Model` folder of `config` (encoder and predictor keys), weights in `kind`.
+pub fn write_random(dir: &Path, seed: u64, config: Config, kind: Kind) -> Result<()> {
     let vs = nn::VarStore::new(Device::Cpu);
     VJepa2::build(&vs, config.clone(), dir)?;
     let mut tensors = tiny::random_tensors(&vs, seed);
     tensors.extend(tiny::random_extra(&predictor_shapes(&config), seed + 1));
     let json = tiny::config_json(&config, "vjepa2", "VJEPA2Model")?;
-    tiny::save_folder(dir, &json, &tensors)
+    tiny::save_folder(dir, &json, &tensors, kind)
 }

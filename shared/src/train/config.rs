@@ -31,6 +31,30 @@ pub struct TrainConfig {
     /// `warmup_cosine` (default) or `cosine_annealing` (see [`crate::train::schedule`])
     #[serde(default)]
     pub schedule: ScheduleKind,
+    /// `off` (default) or `bf16`: the training forward passes in CUDA bf16 autocast (see
+    /// [`Autocast`])
+    #[serde(default, skip_serializing_if = "Autocast::is_off")]
+    pub autocast: Autocast,
+}
+
+/// Mixed precision of the training step (`train.autocast`). `bf16`: each TRAIN step's forward
+/// runs under CUDA autocast with bf16 (matmuls and attention in bf16, reductions and the loss in
+/// f32, weights, gradients and AdamW state in f32); the backward follows the forward's dtypes.
+/// Every scoring (VAL each epoch, the final metrics, `eval`, `score`) stays in f32, so scores
+/// do not depend on the setting's rounding beyond the weights it trained. CUDA only: a CPU run
+/// with `bf16` is refused rather than silently run in f32.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Autocast {
+    #[default]
+    Off,
+    Bf16,
+}
+
+impl Autocast {
+    pub fn is_off(&self) -> bool {
+        *self == Autocast::Off
+    }
 }
 
 impl TrainConfig {

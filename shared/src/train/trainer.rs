@@ -186,6 +186,17 @@ where
     H: GradientHead,
     S: BatchSource<Batch = H::Batch>,
 {
+    let autocast = !cfg.autocast.is_off();
+    if autocast {
+        if vs.device() == tch::Device::Cpu {
+            return Err(Error::Msg(
+                "config [train]: autocast = \"bf16\" runs on CUDA only and this run is on the \
+                 CPU; train with --device cuda, or set train.autocast = \"off\""
+                    .into(),
+            ));
+        }
+        crate::device::set_cuda_autocast_bf16();
+    }
     let out = &opts.out;
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let last_path = out.join("last.safetensors");
@@ -266,7 +277,12 @@ where
         for (step, idx) in batches.iter().enumerate() {
             tch::manual_seed(step_seed(cfg.seed, epoch, step));
             let batch = src.load_train(idx, cfg.seed, epoch, step)?;
-            let (loss, t) = head.loss(&batch, true);
+            let (loss, t) = tch::autocast(autocast, || head.loss(&batch, true));
+            let loss = if autocast {
+                loss.to_kind(tch::Kind::Float)
+            } else {
+                loss
+            };
             let lv = loss.double_value(&[]);
             if !lv.is_finite() {
                 return Err(Error::Msg(format!(

@@ -11,7 +11,8 @@
 #   exact     the bit-exact path: video.reader opencv (the Python pipeline's seek), preprocess cpu
 #   python    bench/extract_ref.py
 #   fmp4      video stage only, on an inter-frame (MPEG-4 part 2, key frame every 12) copy
-#   reduced   image stage only, defaults plus image.jpeg_reduce (reduced-size JPEG decode)
+#   reduced   the stages the Python pipeline computes, defaults plus image.jpeg_reduce
+#             (reduced-size JPEG decode)
 #   mjpeg_opencv  video stage only, the opencv reader on the MJPEG data
 # Writes bench/results_extract.md (OUT=... to change) and keeps logs under target/bench_extract_real/.
 set -euo pipefail
@@ -60,7 +61,7 @@ t0=$(date +%s.%N)
 t1=$(date +%s.%N)
 echo "python $t0 $t1" >> "$W/walls.txt"
 run_ours fmp4 "$D/real-fmp4-8" --only video
-run_ours reduced "$D/real-$N" --only image --jpeg-reduce
+run_ours reduced "$D/real-$N" --only video,audio,image,sensor,text --jpeg-reduce
 run_ours mjpeg_opencv "$D/real-$N" --only video --video-reader opencv
 "$WELD_PYTHON" bench/extract_report.py "$W" "$N" "$DEVICE" "$LOAD0" \
   "${BENCH_LABEL:-commit $(git rev-parse --short HEAD)}" > "$W/report.md"

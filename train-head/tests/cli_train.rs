@@ -160,3 +160,17 @@ fn a_cuda_device_without_gpu_is_a_clear_error_before_any_work() {
     assert!(!err.contains("panicked"), "{err}");
     assert!(!out.exists(), "nothing written before the device check");
 }
+
+/// A store named by a bare relative path (`--out st`, parent folder "") is written in the current
+/// folder (the directory fsync after the final rename used to open "" and fail, leaving `st`).
+#[test]
+fn store_at_a_bare_relative_name() {
+    let dir = tempfile::tempdir().unwrap();
+    ok(bin()
+        .current_dir(dir.path())
+        .args(["synth-store", "--out", "st"])
+        .args(["--n-train", "8", "--n-val", "4", "--n-test", "4"])
+        .output()
+        .unwrap());
+    assert!(dir.path().join("st/zarr.json").is_file());
+}

@@ -19,8 +19,14 @@ pub(crate) fn unique_tmp_name(stem: &str) -> String {
     format!(".{stem}.tmp.{}.{n}.{nanos}", std::process::id())
 }
 
-/// fsync a directory so that entries created or renamed in it are durable.
+/// fsync a directory so that entries created or renamed in it are durable. An empty path (the
+/// parent of a bare relative name such as `st`) is the current directory.
 pub(crate) fn fsync_dir(dir: &Path) -> Result<()> {
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
     let f = fs::File::open(dir).map_err(|e| Error::io(dir, e))?;
     f.sync_all().map_err(|e| Error::io(dir, e))
 }

@@ -86,17 +86,17 @@ log "gpu-bench on $DEVICE"
   --peak-tflops "$PEAK" --parity-models "$WORK/parity" > "$WORK/bench.md"
 
 # 4: train-head on a synthetic store of real dimensions (the dry run: real widths, few tokens)
+# sizes: TRAIN VAL TEST video-tokens audio-tokens-per-window image-tokens-per-view
 if [ "$SIZE" = real ]; then
-  STORE_ARGS=(--n-train 64 --n-val 16 --n-test 16 --video-tokens 4096 --audio-tokens 659
-              --image-tokens 201)
+  read -r NT NV NE TV TA TI <<< "64 16 16 4096 659 201"
   EPOCHS=3
 else
-  STORE_ARGS=(--n-train 16 --n-val 8 --n-test 8 --video-tokens 32 --audio-tokens 11
-              --image-tokens 21)
+  read -r NT NV NE TV TA TI <<< "16 8 8 32 11 21"
   EPOCHS=1
 fi
 log "synthetic store of real widths -> $WORK/store"
-"$TRAIN" synth-store --out "$WORK/store" "${STORE_ARGS[@]}" --video-dim 1024 --audio-dim 768 \
+"$TRAIN" synth-store --out "$WORK/store" --n-train "$NT" --n-val "$NV" --n-test "$NE" \
+  --video-tokens "$TV" --audio-tokens "$TA" --image-tokens "$TI" --video-dim 1024 --audio-dim 768 \
   --image-dim 1280 --layers 32 --token-layers 20,31 --text-dim 512 >/dev/null
 MEM_LOG="$WORK/mem.csv"
 SAMPLER=""
@@ -136,7 +136,7 @@ PARAMS=$(awk '$1 == "trainable" { print $2; exit }' "$WORK/train.log")
   echo
   echo "| store (TRAIN/VAL/TEST) | tokens per weld | trainable | autocast | epochs | seconds per epoch | peak memory |"
   echo "|---|---|---|---|---:|---|---|"
-  echo "| ${STORE_ARGS[1]}/${STORE_ARGS[3]}/${STORE_ARGS[5]} | video ${STORE_ARGS[7]} x 1024, audio 4 x ${STORE_ARGS[9]} x 768, image 5 x ${STORE_ARGS[11]} x 1280 (L20, L31) | $PARAMS | $AUTOCAST | $EPOCHS | $EPOCH_S | $PEAK_MEM |"
+  echo "| $NT/$NV/$NE | video $TV x 1024, audio 4 x $TA x 768, image 5 x $TI x 1280 (L20, L31) | $PARAMS | $AUTOCAST | $EPOCHS | $EPOCH_S | $PEAK_MEM |"
   echo
   echo "Seconds per epoch from the run's history.csv (TRAIN steps, batch 32, + VAL scoring in f32;"
   echo "the first epoch includes CUDA/cuDNN warm-up). Attention through SDPA."

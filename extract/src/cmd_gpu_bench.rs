@@ -171,54 +171,74 @@ fn forwards(a: &GpuBenchArgs, device: Device, kind: Kind) -> Result<()> {
     Ok(())
 }
 
-/// One weld's real-size media as uint8 on the CPU: 32 grey 640x480 frames, 5 BGR 1920x1080
-/// images, 16 grey frames (seeded noise: the kernels' cost does not depend on the content).
-fn weld_media() -> (Tensor, Tensor, Tensor) {
+/// The device-side preprocessing steps of one weld, as `extract run` calls them with its
+/// default geometry (V-JEPA 2: short side 292, crop 256; DINOv3: 224 x 224).
+struct PrepStep {
+    /// `{name} {what}` in the timing table, `{name} preprocessing` in the parity table
+    name: &'static str,
+    what: &'static str,
+    /// one weld's real-size u8 input (seeded noise: the kernels' cost does not depend on it)
+    input: Tensor,
+    output: &'static str,
+    /// leading frames / views compared in the parity table (0: not compared)
+    parity: i64,
+    run: fn(&Tensor, &ImageNorm) -> weld_cache::Result<Tensor>,
+}
+
+/// The three steps on one weld's real-size media: 32 grey 640x480 frames, 5 BGR 1920x1080
+/// images, 16 grey frames.
+fn prep_steps() -> [PrepStep; 3] {
     tch::manual_seed(0);
     let u8s = |shape: &[i64]| Tensor::randint(256, shape, (Kind::Uint8, Device::Cpu));
-    (
-        u8s(&[32, 480, 640, 1]),
-        u8s(&[5, 1080, 1920, 3]),
-        u8s(&[16, 480, 640, 1]),
-    )
+    [
+        PrepStep {
+            name: "V-JEPA 2",
+            what: "clip",
+            input: u8s(&[32, 480, 640, 1]),
+            output: "[32, 3, 256, 256]",
+            parity: 4,
+            run: |x, n| vjepa2_pixels_u8(x, 292, 256, n),
+        },
+        PrepStep {
+            name: "DINOv3",
+            what: "views",
+            input: u8s(&[5, 1080, 1920, 3]),
+            output: "[5, 3, 224, 224]",
+            parity: 2,
+            run: |x, n| dinov3_pixels_bgr_u8(x, 224, 224, n),
+        },
+        PrepStep {
+            name: "frame_dino",
+            what: "frames",
+            input: u8s(&[16, 480, 640, 1]),
+            output: "[16, 3, 224, 224]",
+            parity: 0,
+            run: |x, n| dinov3_pixels_frames_u8(x, 224, 224, n),
+        },
+    ]
 }
 
 fn prep(a: &GpuBenchArgs, device: Device) -> Result<()> {
     let norm = ImageNorm::default();
-    let (frames, images, dino_frames) = weld_media();
     println!(
         "## Device-side preprocessing of one weld's real-size media ({device:?}, uint8 upload \
          included)\n"
     );
     println!("| step | input (u8) | output | ms / weld | welds/s |");
     println!("|---|---|---|---:|---:|");
-    let mut rows: Vec<(&str, &Tensor, String, f64)> = Vec::new();
-    let s = time(device, a.repeat, || {
-        let _ = vjepa2_pixels_u8(&frames.to_device(device), 292, 256, &norm)?;
-        Ok(())
-    })?;
-    rows.push(("V-JEPA 2 clip", &frames, "[32, 3, 256, 256]".into(), s));
-    let s = time(device, a.repeat, || {
-        let _ = dinov3_pixels_bgr_u8(&images.to_device(device), 224, 224, &norm)?;
-        Ok(())
-    })?;
-    rows.push(("DINOv3 views", &images, "[5, 3, 224, 224]".into(), s));
-    let s = time(device, a.repeat, || {
-        let _ = dinov3_pixels_frames_u8(&dino_frames.to_device(device), 224, 224, &norm)?;
-        Ok(())
-    })?;
-    rows.push((
-        "frame_dino frames",
-        &dino_frames,
-        "[16, 3, 224, 224]".into(),
-        s,
-    ));
     let mut total = 0.0;
-    for (name, x, out, s) in rows {
+    for step in prep_steps() {
+        let s = time(device, a.repeat, || {
+            let _ = (step.run)(&step.input.to_device(device), &norm)?;
+            Ok(())
+        })?;
         total += s;
         println!(
-            "| {name} | {:?} | {out} | {:.2} | {:.0} |",
-            x.size(),
+            "| {} {} | {:?} | {} | {:.2} | {:.0} |",
+            step.name,
+            step.what,
+            step.input.size(),
+            step.output,
             s * 1e3,
             1.0 / s
         );
@@ -265,23 +285,17 @@ fn parity(dir: &std::path::Path, device: Device) -> Result<()> {
         );
     }
     let norm = ImageNorm::default();
-    let (frames, images, _) = weld_media();
-    let frames = frames.narrow(0, 0, 4);
-    let images = images.narrow(0, 0, 2);
-    let want = vjepa2_pixels_u8(&frames, 292, 256, &norm)?;
-    let got = vjepa2_pixels_u8(&frames.to_device(device), 292, 256, &norm)?;
-    println!(
-        "| V-JEPA 2 preprocessing | {:?} u8 | {:.2e} |",
-        frames.size(),
-        rel_err(&got, &want)
-    );
-    let want = dinov3_pixels_bgr_u8(&images, 224, 224, &norm)?;
-    let got = dinov3_pixels_bgr_u8(&images.to_device(device), 224, 224, &norm)?;
-    println!(
-        "| DINOv3 preprocessing | {:?} u8 | {:.2e} |",
-        images.size(),
-        rel_err(&got, &want)
-    );
+    for step in prep_steps().into_iter().filter(|s| s.parity > 0) {
+        let x = step.input.narrow(0, 0, step.parity);
+        let want = (step.run)(&x, &norm)?;
+        let got = (step.run)(&x.to_device(device), &norm)?;
+        println!(
+            "| {} preprocessing | {:?} u8 | {:.2e} |",
+            step.name,
+            x.size(),
+            rel_err(&got, &want)
+        );
+    }
     if device == Device::Cpu {
         println!("\n(device = cpu: a dry run; the errors are trivially 0)");
     }

@@ -159,21 +159,18 @@ fn to_f32_cpu(t: &Tensor) -> Tensor {
 
 /// `extract init-models`: random HF folders of every backbone (tiny, or the real architectures).
 pub fn init_models(a: &InitModelsArgs) -> Result<()> {
-    if a.size == "real" {
+    let dirs = if a.size == "real" {
         if a.geometry != "demo" {
             bail!("--geometry is for tiny models; --size real has the real geometry already");
         }
         let kind =
             backbones::parse_kind(&a.dtype).with_context(|| format!("--dtype {}", a.dtype))?;
-        let dirs = backbones::write_real_all(&a.out, a.seed, kind)
-            .with_context(|| format!("writing real-size models under {}", a.out.display()))?;
-        for d in dirs {
-            println!("{}", d.display());
-        }
-        return Ok(());
-    }
-    let dirs = backbones::write_tiny_all_geometry(&a.out, a.seed, a.geometry == "real")
-        .with_context(|| format!("writing tiny models under {}", a.out.display()))?;
+        backbones::write_real_all(&a.out, a.seed, kind)
+            .with_context(|| format!("writing real-size models under {}", a.out.display()))?
+    } else {
+        backbones::write_tiny_all_geometry(&a.out, a.seed, a.geometry == "real")
+            .with_context(|| format!("writing tiny models under {}", a.out.display()))?
+    };
     for d in dirs {
         println!("{}", d.display());
     }

@@ -385,5 +385,5 @@ pub fn write_random(dir: &Path, seed: u64, config: Config, labels: i64, kind: Ki
         .collect();
     json["id2label"] = names.into();
     json["label2id"] = ids.into();
-    tiny::save_folder(dir, &json, &tensors, kind)
+    tiny::save_folder(dir, json, &tensors, kind)
 }

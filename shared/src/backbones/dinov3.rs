@@ -417,5 +417,5 @@ pub fn write_random(dir: &Path, seed: u64, config: Config, kind: Kind) -> Result
     Dinov3::build(&vs, config.clone(), dir)?;
     let tensors = tiny::random_tensors(&vs, seed);
     let json = tiny::config_json(&config, "dinov3_vit", "DINOv3ViTModel")?;
-    tiny::save_folder(dir, &json, &tensors, kind)
+    tiny::save_folder(dir, json, &tensors, kind)
 }

@@ -52,20 +52,20 @@ pub(crate) fn config_json<C: serde::Serialize>(
         .ok_or_else(|| Error::Msg("config did not serialise to an object".into()))?;
     obj.insert("model_type".into(), model_type.into());
     obj.insert("architectures".into(), serde_json::json!([architecture]));
+    // the key's place in config.json (serde_json keeps insertion order); `save_folder` sets it
     obj.insert("torch_dtype".into(), "float32".into());
     obj.insert("transformers_version".into(), "4.57.1".into());
     Ok(v)
 }
 
-/// Writes `dir/config.json` and `dir/model.safetensors`, the floating-point weights stored in
-/// `kind` (`torch_dtype` in config.json says which).
+/// Writes `dir/config.json` (with `torch_dtype` of `kind`) and `dir/model.safetensors`, the
+/// floating-point weights stored in `kind`.
 pub(crate) fn save_folder(
     dir: &Path,
-    config: &serde_json::Value,
+    mut config: serde_json::Value,
     tensors: &[(String, Tensor)],
     kind: Kind,
 ) -> Result<()> {
-    let mut config = config.clone();
     config["torch_dtype"] = match kind {
         Kind::Float => "float32",
         Kind::BFloat16 => "bfloat16",
@@ -73,29 +73,23 @@ pub(crate) fn save_folder(
         k => return Err(Error::Msg(format!("cannot store weights as {k:?}"))),
     }
     .into();
-    let cast: Vec<(String, Tensor)>;
-    let tensors = if kind == Kind::Float {
-        tensors
-    } else {
-        cast = tensors
-            .iter()
-            .map(|(k, t)| {
-                let t = if t.is_floating_point() {
-                    t.to_kind(kind)
-                } else {
-                    t.shallow_clone()
-                };
-                (k.clone(), t)
-            })
-            .collect();
-        &cast
-    };
-    let config = &config;
+    // `to_kind` to the tensor's own kind is a no-op view
+    let tensors: Vec<(String, Tensor)> = tensors
+        .iter()
+        .map(|(k, t)| {
+            let t = if t.is_floating_point() {
+                t.to_kind(kind)
+            } else {
+                t.shallow_clone()
+            };
+            (k.clone(), t)
+        })
+        .collect();
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let cfg = dir.join("config.json");
-    let text = serde_json::to_string_pretty(config).map_err(|e| Error::Msg(e.to_string()))?;
+    let text = serde_json::to_string_pretty(&config).map_err(|e| Error::Msg(e.to_string()))?;
     std::fs::write(&cfg, text + "\n").map_err(|e| Error::io(&cfg, e))?;
-    write_safetensors(&dir.join("model.safetensors"), tensors)
+    write_safetensors(&dir.join("model.safetensors"), &tensors)
 }
 
 /// Writes tensors as safetensors with `{"format": "pt"}` metadata (what `save_pretrained`

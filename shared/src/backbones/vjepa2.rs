@@ -470,5 +470,5 @@ pub fn write_random(dir: &Path, seed: u64, config: Config, kind: Kind) -> Result
     let mut tensors = tiny::random_tensors(&vs, seed);
     tensors.extend(tiny::random_extra(&predictor_shapes(&config), seed + 1));
     let json = tiny::config_json(&config, "vjepa2", "VJEPA2Model")?;
-    tiny::save_folder(dir, &json, &tensors, kind)
+    tiny::save_folder(dir, json, &tensors, kind)
 }

@@ -180,20 +180,34 @@ fn image_u8_is_bgr_and_reduces_large_jpegs_only_when_asked() {
     write_image(&png, &rgb, h, w).unwrap();
     let full = read_image_u8(&jpg, "s", None).unwrap();
     assert_eq!((full.h, full.w, full.reduced), (h, w, 1));
+    assert_eq!(full.pixels.size(), [h as i64, w as i64, 3]);
+    assert!(full.in_place, "a JPEG decodes straight into the tensor");
     let old = read_image(&jpg, "s").unwrap();
-    let flipped: Vec<u8> = full
-        .data
+    let full_bytes = Vec::<u8>::try_from(full.pixels.flatten(0, -1)).unwrap();
+    let flipped: Vec<u8> = full_bytes
         .chunks_exact(3)
         .flat_map(|p| [p[2], p[1], p[0]])
         .collect();
     assert_eq!(flipped, old.data, "BGR of the same decode");
     let red = read_image_u8(&jpg, "s", Some((56, 56))).unwrap();
     assert_eq!((red.h, red.w, red.reduced), (60, 80, 4));
+    assert_eq!(red.pixels.size(), [60, 80, 3]);
+    assert!(red.in_place, "the reduced size is known from the header");
     let pngr = read_image_u8(&png, "s", Some((56, 56))).unwrap();
     assert_eq!(
         (pngr.h, pngr.w, pngr.reduced),
         (h, w, 1),
         "PNG is never reduced"
+    );
+    assert!(!pngr.in_place, "a PNG's size is not parsed: one copy");
+    let png_bytes = Vec::<u8>::try_from(pngr.pixels.flatten(0, -1)).unwrap();
+    let png_rgb: Vec<u8> = png_bytes
+        .chunks_exact(3)
+        .flat_map(|p| [p[2], p[1], p[0]])
+        .collect();
+    assert_eq!(
+        png_rgb, rgb,
+        "PNG is lossless: the copy path holds the same pixels"
     );
     assert_eq!(jpeg_reduce_factor(1080, 1920, 224, 224), 4);
     assert_eq!(jpeg_reduce_factor(300, 300, 224, 224), 1);

@@ -2,8 +2,9 @@
 //! or BGR u8 with an optional reduced-size JPEG decode for the device-side preprocessing.
 use std::path::{Path, PathBuf};
 
-use opencv::core::{Mat, MatTraitConst};
+use opencv::core::{Mat, MatTraitConst, MatTraitConstManual, CV_8UC3};
 use opencv::{imgcodecs, imgproc};
+use tch::{Device, Kind, Tensor};
 
 use super::video::mat_bytes;
 use super::{Modality, SampleError};
@@ -46,14 +47,18 @@ pub fn read_images(paths: &[PathBuf], sample: &str) -> Result<Vec<Image>, Sample
 }
 
 /// One decoded image for the device-side preprocessing.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 pub struct ImageU8 {
-    /// [H, W, 3] u8, row-major, **BGR** (the device flips it to RGB: no colour pass on the CPU).
-    pub data: Vec<u8>,
+    /// [H, W, 3] u8 on the CPU, row-major, **BGR** (the device flips it to RGB: no colour pass on
+    /// the CPU). Decoded straight into the tensor's storage (no copy) when the JPEG header gives
+    /// the size.
+    pub pixels: Tensor,
     pub h: usize,
     pub w: usize,
     /// libjpeg DCT scaling used (1 = full size; 2, 4 or 8 with `reduce_for`).
     pub reduced: usize,
+    /// Whether opencv decoded straight into `pixels` (false: one copy was made).
+    pub in_place: bool,
 }
 
 /// The DCT scale factor for an image of `h` x `w` whose target is `out_h` x `out_w`: the largest
@@ -80,7 +85,8 @@ pub fn read_image_u8(
     if bytes.is_empty() {
         return Err(err("empty file (0 bytes)".into()));
     }
-    let factor = match (reduce_for, super::avi::jpeg_size(&bytes)) {
+    let jpeg_size = super::avi::jpeg_size(&bytes);
+    let factor = match (reduce_for, jpeg_size) {
         (Some((oh, ow)), Some((h, w))) => jpeg_reduce_factor(h, w, oh, ow),
         _ => 1,
     };
@@ -90,13 +96,63 @@ pub fn read_image_u8(
         2 => imgcodecs::IMREAD_REDUCED_COLOR_2,
         _ => imgcodecs::IMREAD_COLOR,
     };
-    let bgr = super::video::decode_bytes(&bytes, flags)
+    let expect = jpeg_size.map(|(h, w)| (h.div_ceil(factor), w.div_ceil(factor)));
+    let (pixels, in_place) = decode_bgr_tensor(&bytes, flags, expect)
         .map_err(|e| err(format!("cannot decode image: {e}")))?;
-    let data = mat_bytes(&bgr).map_err(err)?;
+    let (h, w) = (pixels.size()[0] as usize, pixels.size()[1] as usize);
     Ok(ImageU8 {
-        data,
-        h: bgr.rows() as usize,
-        w: bgr.cols() as usize,
+        pixels,
+        h,
+        w,
         reduced: factor,
+        in_place,
     })
+}
+
+/// Decodes an encoded image with opencv `imdecode` (`flags` give 3-channel BGR) into a new
+/// `[h, w, 3]` u8 tensor. With `expect = Some((h, w))` (the size the JPEG header announces, DCT
+/// scaling included) opencv writes straight into the tensor's storage; when it allocates its own
+/// buffer anyway (another size, an EXIF rotation) or the size is unknown, the pixels are copied
+/// once (the flag says which). The input bytes are borrowed, not copied.
+fn decode_bgr_tensor(
+    bytes: &[u8],
+    flags: i32,
+    expect: Option<(usize, usize)>,
+) -> Result<(Tensor, bool), String> {
+    let input = Mat::from_slice(bytes).map_err(|e| e.to_string())?;
+    let decoded = match expect {
+        Some((h, w)) if h > 0 && w > 0 && h <= i32::MAX as usize && w <= i32::MAX as usize => {
+            let t = Tensor::empty([h as i64, w as i64, 3], (Kind::Uint8, Device::Cpu));
+            // SAFETY: `t` is a new contiguous CPU tensor of exactly h * w * 3 bytes, alive for
+            // the whole lifetime of `dst`; opencv writes into it only while `dst` keeps that
+            // size and type (`Mat::create` reallocates otherwise, checked below).
+            let mut dst = unsafe {
+                Mat::new_rows_cols_with_data_unsafe_def(h as i32, w as i32, CV_8UC3, t.data_ptr())
+            }
+            .map_err(|e| e.to_string())?;
+            let m = imgcodecs::imdecode_to(&input, flags, &mut dst).map_err(|e| e.to_string())?;
+            if m.empty() {
+                return Err("opencv cannot decode it (corrupt, truncated or unsupported)".into());
+            }
+            let in_place = m.data() == t.data_ptr() as *const u8
+                && (m.rows() as usize, m.cols() as usize, m.typ()) == (h, w, CV_8UC3);
+            if in_place {
+                return Ok((t, true));
+            }
+            m
+        }
+        _ => super::video::decode_bytes(bytes, flags)?,
+    };
+    if decoded.typ() != CV_8UC3 {
+        return Err(format!("decoded type {} is not 8-bit BGR", decoded.typ()));
+    }
+    let t = if decoded.is_continuous() {
+        Tensor::from_slice(decoded.data_bytes().map_err(|e| e.to_string())?)
+    } else {
+        Tensor::from_slice(&mat_bytes(&decoded)?)
+    };
+    Ok((
+        t.view([decoded.rows() as i64, decoded.cols() as i64, 3]),
+        false,
+    ))
 }

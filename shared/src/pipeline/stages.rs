@@ -303,7 +303,7 @@ pub fn prepare_images(
     let mut raw = Vec::with_capacity(paths.len());
     for p in &paths {
         let im = read_image_u8(p, ctx.key(i), reduce)?;
-        raw.push(Tensor::from_slice(&im.data).view([im.h as i64, im.w as i64, 3]));
+        raw.push(im.pixels);
     }
     match cfg.run.preprocess {
         PreprocessAt::Device => Ok(ImagesIn::Raw(raw)),
@@ -321,7 +321,7 @@ pub fn prepare_images(
 }
 
 /// The device step's input of a group: (`[B * V, 3, size, size]` f32 on `device`, V); raw
-/// views are uploaded as u8 and preprocessed there, runs of same-sized views in one call.
+/// views are uploaded as u8 and preprocessed there, one view per call.
 pub fn images_batch(size: usize, batch: Vec<ImagesIn>, device: Device) -> Result<(Tensor, i64)> {
     let norm = ImageNorm::default();
     let mut out = Vec::new();
@@ -341,15 +341,10 @@ pub fn images_batch(size: usize, batch: Vec<ImagesIn>, device: Device) -> Result
         match item {
             ImagesIn::Pixels(x) => out.push(x.to_device(device)),
             ImagesIn::Raw(views) => {
-                let mut k = 0;
-                while k < views.len() {
-                    let mut j = k + 1;
-                    while j < views.len() && views[j].size() == views[k].size() {
-                        j += 1;
-                    }
-                    let x = Tensor::stack(&views[k..j], 0).to_device(device);
+                // one view at a time: no stacking copy of the full-size images
+                for v in views {
+                    let x = v.unsqueeze(0).to_device(device);
                     out.push(dinov3_pixels_bgr_u8(&x, size, size, &norm)?);
-                    k = j;
                 }
             }
         }

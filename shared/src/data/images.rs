@@ -2,7 +2,7 @@
 //! or BGR u8 with an optional reduced-size JPEG decode for the device-side preprocessing.
 use std::path::{Path, PathBuf};
 
-use opencv::core::{Mat, MatTraitConst, MatTraitConstManual, CV_8UC3};
+use opencv::core::{Mat, MatTraitConst, CV_8UC3};
 use opencv::{imgcodecs, imgproc};
 use tch::{Device, Kind, Tensor};
 
@@ -146,11 +146,7 @@ fn decode_bgr_tensor(
     if decoded.typ() != CV_8UC3 {
         return Err(format!("decoded type {} is not 8-bit BGR", decoded.typ()));
     }
-    let t = if decoded.is_continuous() {
-        Tensor::from_slice(decoded.data_bytes().map_err(|e| e.to_string())?)
-    } else {
-        Tensor::from_slice(&mat_bytes(&decoded)?)
-    };
+    let t = Tensor::from_slice(&mat_bytes(&decoded)?);
     Ok((
         t.view([decoded.rows() as i64, decoded.cols() as i64, 3]),
         false,

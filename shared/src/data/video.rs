@@ -374,7 +374,8 @@ fn read_opencv_u8(path: &Path, n_frames: usize, sample: &str) -> Result<VideoU8,
 /// Decodes an encoded image (JPEG, PNG, ...) with opencv `imdecode` (`flags`: IMREAD_COLOR gives BGR, IMREAD_GRAYSCALE
 /// the luma plane).
 pub(crate) fn decode_bytes(bytes: &[u8], flags: i32) -> Result<Mat, String> {
-    let buf = opencv::core::Vector::<u8>::from_slice(bytes);
+    // the encoded bytes are borrowed by a 1 x N Mat, not copied
+    let buf = Mat::from_slice(bytes).map_err(|e| e.to_string())?;
     let m = opencv::imgcodecs::imdecode(&buf, flags).map_err(|e| e.to_string())?;
     if m.empty() {
         return Err("opencv cannot decode it (corrupt, truncated or unsupported)".into());

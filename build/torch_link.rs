@@ -46,7 +46,8 @@ fn torch_version() -> String {
         .unwrap_or_else(|| "unknown".to_string())
 }
 
-fn main() {
+/// Emits the libtorch link lines (`main` of the packages that use this file as their build script).
+pub fn main() {
     println!("cargo:rerun-if-env-changed=LIBTORCH");
     println!("cargo:rerun-if-env-changed=VIRTUAL_ENV");
     println!("cargo:rustc-env=WELD_LIBTORCH_VERSION={}", torch_version());

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Idempotent set-up: Debian packages, the project venv (torch 2.11.0 from PyPI, whose libtorch the
+# Idempotent set-up: Debian packages (opencv, libjpeg, clang), the project venv (torch 2.11.0 from PyPI, whose libtorch the
 # Rust crates link), optionally the test oracle's Python packages, then a release build.
 #   bash scripts/setup.sh          # product only
 #   bash scripts/setup.sh --test   # plus transformers/torchaudio/zarr/... for the parity tests
@@ -14,7 +14,8 @@ for a in "$@"; do [ "$a" = "--test" ] && WITH_TEST=1; done
 # needs only torch); the script waits for them and fails if they failed.
 apt_install() {
   local need_apt=()
-  for p in libopencv-dev clang libclang-dev; do
+  # libjpeg-dev: jpeglib.h for the direct JPEG path (libjpeg-turbo, the library opencv decodes with)
+  for p in libopencv-dev libjpeg-dev clang libclang-dev; do
     dpkg -s "$p" >/dev/null 2>&1 || need_apt+=("$p")
   done
   if [ ${#need_apt[@]} -gt 0 ]; then

@@ -104,10 +104,17 @@ pub fn read_audio(path: &Path, sample: &str) -> Result<Audio, SampleError> {
         channels = buf.spec().channels().count();
         buf.copy_to_vecs_planar::<f32>(&mut planes);
         let frames = buf.frames();
-        let nch = planes.len().max(1);
-        for i in 0..frames {
-            let s: f32 = planes.iter().map(|p| p[i]).sum();
-            mono.push(s / nch as f32);
+        if mono.is_empty() {
+            if let Some(n) = expected_frames {
+                mono.reserve(usize::try_from(n).unwrap_or(0).min(1 << 28));
+            }
+        }
+        if let [only] = planes.as_slice() {
+            // one channel: the mean is the sample itself (bit for bit, -0.0 included)
+            mono.extend_from_slice(&only[..frames]);
+        } else {
+            let nch = planes.len().max(1);
+            mono.extend((0..frames).map(|i| planes.iter().map(|p| p[i]).sum::<f32>() / nch as f32));
         }
     }
     if rate == 0 {
@@ -160,6 +167,9 @@ pub fn resample_to_16k(samples: &[f32], rate: u32) -> Result<Vec<f32>, String> {
 /// Decode, mix to mono and resample to 16 kHz. Returns [N] samples in [-1, 1].
 pub fn read_audio_16k(path: &Path, sample: &str) -> Result<Vec<f32>, SampleError> {
     let a = read_audio(path, sample)?;
+    if a.rate == TARGET_RATE {
+        return Ok(a.samples); // what resample_to_16k returns, without its copy
+    }
     resample_to_16k(&a.samples, a.rate)
         .map_err(|m| SampleError::new(sample, Modality::Audio, path, m))
 }

@@ -1,12 +1,16 @@
-//! Post-weld image decoder (opencv `imgcodecs`): RGB u8 (gray images replicated to 3 channels),
-//! or BGR u8 with an optional reduced-size JPEG decode for the device-side preprocessing.
+//! Post-weld image decoder: RGB u8 (gray images replicated to 3 channels), or BGR u8 with an
+//! optional reduced-size JPEG decode for the device-side preprocessing. JPEGs go straight through
+//! libjpeg ([`super::jpeg`]: opencv's decoder without its copies, same pixels); other formats, and
+//! the JPEGs that path declines (EXIF rotation, CMYK), through opencv `imgcodecs`.
 use std::path::{Path, PathBuf};
 
 use opencv::core::{Mat, MatTraitConst, CV_8UC3};
 use opencv::{imgcodecs, imgproc};
-use tch::{Device, Kind, Tensor};
+use tch::Tensor;
 
-use super::video::mat_bytes;
+use super::jpeg::{self, JpegOut};
+use super::pool::DECODE_POOL;
+use super::video::{decode_bytes, mat_bytes};
 use super::{Modality, SampleError};
 
 /// One decoded image.
@@ -18,18 +22,32 @@ pub struct Image {
     pub w: usize,
 }
 
+/// The bytes of an image file; an empty file is an error.
+fn read_bytes(path: &Path, sample: &str) -> Result<Vec<u8>, SampleError> {
+    let err = |m: String| SampleError::new(sample, Modality::Images, path, m);
+    let bytes = std::fs::read(path).map_err(|e| err(format!("cannot open: {e}")))?;
+    if bytes.is_empty() {
+        return Err(err("empty file (0 bytes)".into()));
+    }
+    Ok(bytes)
+}
+
 /// Decode one image file to RGB. Errors (modality `images`): empty, unreadable or corrupt file.
 pub fn read_image(path: &Path, sample: &str) -> Result<Image, SampleError> {
     let err = |m: String| SampleError::new(sample, Modality::Images, path, m);
-    let meta = std::fs::metadata(path).map_err(|e| err(format!("cannot open: {e}")))?;
-    if meta.len() == 0 {
-        return Err(err("empty file (0 bytes)".into()));
+    let bytes = read_bytes(path, sample)?;
+    if let Some(info) = jpeg::direct_jpeg(&bytes, 1) {
+        let mut data = vec![0u8; info.h * info.w * 3];
+        jpeg::decode_into(&bytes, 1, JpegOut::Rgb, &mut data, info.h, info.w)
+            .map_err(|e| err(format!("cannot decode image: {e}")))?;
+        return Ok(Image {
+            data,
+            h: info.h,
+            w: info.w,
+        });
     }
-    let bgr = imgcodecs::imread(path, imgcodecs::IMREAD_COLOR)
-        .map_err(|e| err(format!("opencv imread: {e}")))?;
-    if bgr.empty() {
-        return Err(err("cannot decode image (corrupt or unsupported)".into()));
-    }
+    let bgr = decode_bytes(&bytes, imgcodecs::IMREAD_COLOR)
+        .map_err(|e| err(format!("cannot decode image: {e}")))?;
     let mut rgb = Mat::default();
     imgproc::cvt_color_def(&bgr, &mut rgb, imgproc::COLOR_BGR2RGB)
         .map_err(|e| err(format!("colour conversion: {e}")))?;
@@ -50,14 +68,14 @@ pub fn read_images(paths: &[PathBuf], sample: &str) -> Result<Vec<Image>, Sample
 #[derive(Debug)]
 pub struct ImageU8 {
     /// [H, W, 3] u8 on the CPU, row-major, **BGR** (the device flips it to RGB: no colour pass on
-    /// the CPU). Decoded straight into the tensor's storage (no copy) when the JPEG header gives
-    /// the size.
+    /// the CPU). JPEGs are decoded straight into the tensor's storage (no copy).
     pub pixels: Tensor,
     pub h: usize,
     pub w: usize,
     /// libjpeg DCT scaling used (1 = full size; 2, 4 or 8 with `reduce_for`).
     pub reduced: usize,
-    /// Whether opencv decoded straight into `pixels` (false: one copy was made).
+    /// Whether the decoder wrote straight into `pixels` (libjpeg directly; false: opencv decoded
+    /// it and one copy was made).
     pub in_place: bool,
 }
 
@@ -81,74 +99,50 @@ pub fn read_image_u8(
     reduce_for: Option<(usize, usize)>,
 ) -> Result<ImageU8, SampleError> {
     let err = |m: String| SampleError::new(sample, Modality::Images, path, m);
-    let bytes = std::fs::read(path).map_err(|e| err(format!("cannot open: {e}")))?;
-    if bytes.is_empty() {
-        return Err(err("empty file (0 bytes)".into()));
-    }
-    let jpeg_size = super::avi::jpeg_size(&bytes);
-    let factor = match (reduce_for, jpeg_size) {
+    let bytes = read_bytes(path, sample)?;
+    let factor = match (reduce_for, super::avi::jpeg_size(&bytes)) {
         (Some((oh, ow)), Some((h, w))) => jpeg_reduce_factor(h, w, oh, ow),
         _ => 1,
     };
+    if let Some(info) = jpeg::direct_jpeg(&bytes, factor) {
+        let (h, w) = (info.h, info.w);
+        let pixels = DECODE_POOL.take(&[h as i64, w as i64, 3]);
+        // SAFETY: `pixels` is a contiguous CPU u8 tensor of exactly h * w * 3 bytes, owned here
+        // (new, or handed back to the pool with no other tensor sharing its storage) and not
+        // aliased while the slice lives.
+        let out =
+            unsafe { std::slice::from_raw_parts_mut(pixels.data_ptr() as *mut u8, h * w * 3) };
+        jpeg::decode_into(&bytes, factor, JpegOut::Bgr, out, h, w)
+            .map_err(|e| err(format!("cannot decode image: {e}")))?;
+        return Ok(ImageU8 {
+            pixels,
+            h,
+            w,
+            reduced: factor,
+            in_place: true,
+        });
+    }
     let flags = match factor {
         8 => imgcodecs::IMREAD_REDUCED_COLOR_8,
         4 => imgcodecs::IMREAD_REDUCED_COLOR_4,
         2 => imgcodecs::IMREAD_REDUCED_COLOR_2,
         _ => imgcodecs::IMREAD_COLOR,
     };
-    let expect = jpeg_size.map(|(h, w)| (h.div_ceil(factor), w.div_ceil(factor)));
-    let (pixels, in_place) = decode_bgr_tensor(&bytes, flags, expect)
-        .map_err(|e| err(format!("cannot decode image: {e}")))?;
-    let (h, w) = (pixels.size()[0] as usize, pixels.size()[1] as usize);
+    let decoded =
+        decode_bytes(&bytes, flags).map_err(|e| err(format!("cannot decode image: {e}")))?;
+    if decoded.typ() != CV_8UC3 {
+        return Err(err(format!(
+            "cannot decode image: decoded type {} is not 8-bit BGR",
+            decoded.typ()
+        )));
+    }
+    let (h, w) = (decoded.rows() as usize, decoded.cols() as usize);
+    let data = mat_bytes(&decoded).map_err(|e| err(format!("cannot decode image: {e}")))?;
     Ok(ImageU8 {
-        pixels,
+        pixels: Tensor::from_slice(&data).view([h as i64, w as i64, 3]),
         h,
         w,
         reduced: factor,
-        in_place,
+        in_place: false,
     })
-}
-
-/// Decodes an encoded image with opencv `imdecode` (`flags` give 3-channel BGR) into a new
-/// `[h, w, 3]` u8 tensor. With `expect = Some((h, w))` (the size the JPEG header announces, DCT
-/// scaling included) opencv writes straight into the tensor's storage; when it allocates its own
-/// buffer anyway (another size, an EXIF rotation) or the size is unknown, the pixels are copied
-/// once (the flag says which). The input bytes are borrowed, not copied.
-fn decode_bgr_tensor(
-    bytes: &[u8],
-    flags: i32,
-    expect: Option<(usize, usize)>,
-) -> Result<(Tensor, bool), String> {
-    let input = Mat::from_slice(bytes).map_err(|e| e.to_string())?;
-    let decoded = match expect {
-        Some((h, w)) if h > 0 && w > 0 && h <= i32::MAX as usize && w <= i32::MAX as usize => {
-            let t = Tensor::empty([h as i64, w as i64, 3], (Kind::Uint8, Device::Cpu));
-            // SAFETY: `t` is a new contiguous CPU tensor of exactly h * w * 3 bytes, alive for
-            // the whole lifetime of `dst`; opencv writes into it only while `dst` keeps that
-            // size and type (`Mat::create` reallocates otherwise, checked below).
-            let mut dst = unsafe {
-                Mat::new_rows_cols_with_data_unsafe_def(h as i32, w as i32, CV_8UC3, t.data_ptr())
-            }
-            .map_err(|e| e.to_string())?;
-            let m = imgcodecs::imdecode_to(&input, flags, &mut dst).map_err(|e| e.to_string())?;
-            if m.empty() {
-                return Err("opencv cannot decode it (corrupt, truncated or unsupported)".into());
-            }
-            let in_place = m.data() == t.data_ptr() as *const u8
-                && (m.rows() as usize, m.cols() as usize, m.typ()) == (h, w, CV_8UC3);
-            if in_place {
-                return Ok((t, true));
-            }
-            m
-        }
-        _ => super::video::decode_bytes(bytes, flags)?,
-    };
-    if decoded.typ() != CV_8UC3 {
-        return Err(format!("decoded type {} is not 8-bit BGR", decoded.typ()));
-    }
-    let t = Tensor::from_slice(&mat_bytes(&decoded)?);
-    Ok((
-        t.view([decoded.rows() as i64, decoded.cols() as i64, 3]),
-        false,
-    ))
 }

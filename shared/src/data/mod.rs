@@ -23,6 +23,10 @@ pub mod check;
 #[cfg(feature = "extract")]
 pub mod images;
 #[cfg(feature = "extract")]
+pub mod jpeg;
+#[cfg(feature = "extract")]
+pub mod pool;
+#[cfg(feature = "extract")]
 pub mod synth;
 #[cfg(feature = "extract")]
 pub mod video;

@@ -6,7 +6,10 @@ use opencv::core::{Mat, MatTraitConst, MatTraitConstManual};
 use opencv::imgproc;
 use opencv::prelude::{VideoCaptureTrait, VideoCaptureTraitConst};
 use opencv::videoio::{self, VideoCapture};
+use tch::Tensor;
 
+use super::jpeg::JpegOut;
+use super::pool::DECODE_POOL;
 use super::{Modality, SampleError};
 
 /// Decoded frames.
@@ -211,8 +214,8 @@ pub enum VideoReader {
     /// the next frame is at most [`GRAB_AHEAD`] frames ahead. Any codec; what the Python
     /// pipeline does.
     Opencv,
-    /// Read each needed frame's JPEG from the AVI and decode only it (libjpeg through opencv
-    /// `imdecode`), grey frames as one channel. MJPEG AVI only (other files are an error).
+    /// Read each needed frame's JPEG from the AVI and decode only it (libjpeg, straight into the
+    /// clip's tensor), grey frames as one channel. MJPEG AVI only (other files are an error).
     Mjpeg,
 }
 
@@ -231,16 +234,27 @@ impl VideoReader {
 pub const GRAB_AHEAD: usize = 16;
 
 /// Decoded frames in the layout the device-side preprocessing takes.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 pub struct VideoU8 {
-    /// [T, H, W, C] u8, row-major: C = 1 for a grey clip (all channels equal), else 3 (RGB).
-    pub data: Vec<u8>,
+    /// [T, H, W, C] u8 on the CPU, contiguous: C = 1 for a grey clip (all channels equal), else
+    /// 3 (RGB). From [`DECODE_POOL`] when the `mjpeg` reader decoded straight into it.
+    pub pixels: Tensor,
     pub t: usize,
     pub h: usize,
     pub w: usize,
     pub c: usize,
     /// The reader that produced the frames (`opencv` or `mjpeg`).
     pub reader: VideoReader,
+}
+
+impl VideoU8 {
+    /// A copy of the frames' bytes ([T, H, W, C], row-major).
+    pub fn bytes(&self) -> Vec<u8> {
+        let n = self.pixels.numel();
+        let mut out = vec![0u8; n];
+        self.pixels.copy_data_u8(&mut out, n);
+        out
+    }
 }
 
 /// Whether an interleaved 3-channel buffer has equal channels everywhere.
@@ -353,7 +367,8 @@ fn read_opencv_u8(path: &Path, n_frames: usize, sample: &str) -> Result<VideoU8,
         frames.push(mat_bytes(m).map_err(|e| err(format!("frame {i}: {e}")))?);
     }
     let gray = frames.iter().all(|f| channels_equal(f));
-    let mut data = Vec::with_capacity(frames.len() * h * w * if gray { 1 } else { 3 });
+    let c = if gray { 1 } else { 3 };
+    let mut data = Vec::with_capacity(frames.len() * h * w * c);
     for f in &frames {
         if gray {
             data.extend(first_channel(f));
@@ -361,12 +376,13 @@ fn read_opencv_u8(path: &Path, n_frames: usize, sample: &str) -> Result<VideoU8,
             data.extend(f.chunks_exact(3).flat_map(|p| [p[2], p[1], p[0]]));
         }
     }
+    let t = idx.len();
     Ok(VideoU8 {
-        data,
-        t: idx.len(),
+        pixels: Tensor::from_slice(&data).view([t as i64, h as i64, w as i64, c as i64]),
+        t,
         h,
         w,
-        c: if gray { 1 } else { 3 },
+        c,
         reader: VideoReader::Opencv,
     })
 }
@@ -381,6 +397,52 @@ pub(crate) fn decode_bytes(bytes: &[u8], flags: i32) -> Result<Mat, String> {
         return Err("opencv cannot decode it (corrupt, truncated or unsupported)".into());
     }
     Ok(m)
+}
+
+/// One MJPEG frame as BGR or luma bytes with its height and width: libjpeg directly
+/// ([`super::jpeg`]) when it can, else opencv `imdecode` (the same libjpeg underneath).
+fn decode_frame(bytes: &[u8], layout: JpegOut) -> Result<(Vec<u8>, usize, usize), String> {
+    if let Some(info) = super::jpeg::direct_jpeg(bytes, 1) {
+        let mut out = vec![0u8; info.h * info.w * layout.channels()];
+        super::jpeg::decode_into(bytes, 1, layout, &mut out, info.h, info.w)
+            .map_err(|e| e.to_string())?;
+        return Ok((out, info.h, info.w));
+    }
+    let flags = match layout {
+        JpegOut::Luma => opencv::imgcodecs::IMREAD_GRAYSCALE,
+        _ => opencv::imgcodecs::IMREAD_COLOR,
+    };
+    let m = decode_bytes(bytes, flags)?;
+    let (h, w) = (m.rows() as usize, m.cols() as usize);
+    let mut b = mat_bytes(&m)?;
+    if layout == JpegOut::Rgb {
+        b.chunks_exact_mut(3).for_each(|p| p.swap(0, 2));
+    }
+    Ok((b, h, w))
+}
+
+/// Decodes one MJPEG frame of `h` x `w` into `out` (`h * w * channels` bytes) as luma or RGB:
+/// libjpeg straight into `out` when it can, else through [`decode_frame`] and one copy.
+fn decode_frame_into(
+    bytes: &[u8],
+    layout: JpegOut,
+    out: &mut [u8],
+    h: usize,
+    w: usize,
+) -> Result<(), String> {
+    let size_err = |fh: usize, fw: usize| format!("frame is {fw}x{fh}, earlier frames {w}x{h}");
+    if let Some(info) = super::jpeg::direct_jpeg(bytes, 1) {
+        if (info.h, info.w) != (h, w) {
+            return Err(size_err(info.h, info.w));
+        }
+        return super::jpeg::decode_into(bytes, 1, layout, out, h, w).map_err(|e| e.to_string());
+    }
+    let (b, fh, fw) = decode_frame(bytes, layout)?;
+    if (fh, fw) != (h, w) {
+        return Err(size_err(fh, fw));
+    }
+    out.copy_from_slice(&b);
+    Ok(())
 }
 
 /// The `mjpeg` reader. Grey detection: the first, middle and last needed frames are decoded in
@@ -411,9 +473,8 @@ fn read_mjpeg(
         let i = idx[k];
         let bytes = super::avi::read_frame(&file, index, i)
             .map_err(|e| err(format!("reading frame {i}: {e}")))?;
-        let m = decode_bytes(&bytes, opencv::imgcodecs::IMREAD_COLOR)
+        let (b, fh, fw) = decode_frame(&bytes, JpegOut::Bgr)
             .map_err(|e| err(format!("frame {i} of {total}: {e}")))?;
-        let (fh, fw) = (m.rows() as usize, m.cols() as usize);
         if h == 0 {
             (h, w) = (fh, fw);
         } else if (fh, fw) != (h, w) {
@@ -421,7 +482,6 @@ fn read_mjpeg(
                 "frame {i} is {fw}x{fh}, earlier frames {w}x{h}"
             )));
         }
-        let b = mat_bytes(&m).map_err(|e| err(format!("frame {i}: {e}")))?;
         gray &= channels_equal(&b);
         colour[k] = Some(b);
     }
@@ -429,56 +489,42 @@ fn read_mjpeg(
         return Ok(None);
     }
     let c = if gray { 1 } else { 3 };
-    let mut data = Vec::with_capacity(idx.len() * h * w * c);
-    let mut last: Option<(usize, std::ops::Range<usize>)> = None;
+    let (t, fs) = (idx.len(), h * w * c);
+    let pixels = DECODE_POOL.take(&[t as i64, h as i64, w as i64, c as i64]);
+    // SAFETY: `pixels` is a contiguous CPU u8 tensor of exactly t * fs bytes, owned here (new,
+    // or handed back to the pool with no other tensor sharing its storage) and not aliased while
+    // the slice lives; every byte is written below.
+    let data = unsafe { std::slice::from_raw_parts_mut(pixels.data_ptr() as *mut u8, t * fs) };
     for (k, &i) in idx.iter().enumerate() {
-        if let Some((li, r)) = &last {
-            if *li == i {
-                let r = r.clone();
-                data.extend_from_within(r);
-                continue;
-            }
+        let (done, rest) = data.split_at_mut(k * fs);
+        let slot = &mut rest[..fs];
+        if k > 0 && idx[k - 1] == i {
+            slot.copy_from_slice(&done[(k - 1) * fs..]);
+            continue;
         }
-        let bgr = match colour[k].take() {
-            Some(b) => b,
+        match colour[k].take() {
+            Some(bgr) if gray => {
+                for (o, p) in slot.iter_mut().zip(bgr.chunks_exact(3)) {
+                    *o = p[0];
+                }
+            }
+            Some(bgr) => {
+                for (o, p) in slot.chunks_exact_mut(3).zip(bgr.chunks_exact(3)) {
+                    o.copy_from_slice(&[p[2], p[1], p[0]]);
+                }
+            }
             None => {
                 let bytes = super::avi::read_frame(&file, index, i)
                     .map_err(|e| err(format!("reading frame {i}: {e}")))?;
-                let flags = if gray {
-                    opencv::imgcodecs::IMREAD_GRAYSCALE
-                } else {
-                    opencv::imgcodecs::IMREAD_COLOR
-                };
-                let m = decode_bytes(&bytes, flags)
+                let layout = if gray { JpegOut::Luma } else { JpegOut::Rgb };
+                decode_frame_into(&bytes, layout, slot, h, w)
                     .map_err(|e| err(format!("frame {i} of {total}: {e}")))?;
-                if (m.rows() as usize, m.cols() as usize) != (h, w) {
-                    return Err(err(format!(
-                        "frame {i} is {}x{}, earlier frames {w}x{h}",
-                        m.cols(),
-                        m.rows()
-                    )));
-                }
-                let b = mat_bytes(&m).map_err(|e| err(format!("frame {i}: {e}")))?;
-                if gray {
-                    let start = data.len();
-                    data.extend_from_slice(&b);
-                    last = Some((i, start..data.len()));
-                    continue;
-                }
-                b
             }
-        };
-        let start = data.len();
-        if gray {
-            data.extend(first_channel(&bgr));
-        } else {
-            data.extend(bgr.chunks_exact(3).flat_map(|p| [p[2], p[1], p[0]]));
         }
-        last = Some((i, start..data.len()));
     }
     Ok(Some(VideoU8 {
-        data,
-        t: idx.len(),
+        pixels,
+        t,
         h,
         w,
         c,

@@ -308,6 +308,8 @@ pub fn run_extract(
             }
         };
         stages.push(summary);
+        // the decoded tensors kept for reuse have this stage's shapes
+        crate::data::pool::DECODE_POOL.clear();
         if Some(stage) == last_dino {
             dino = None;
         }

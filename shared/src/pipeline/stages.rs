@@ -16,6 +16,7 @@ use super::config::PreprocessAt;
 use super::engine::SampleOutput;
 use crate::backbones::{ast::Ast, dinov3::Dinov3, vjepa2::VJepa2};
 use crate::data::images::read_image_u8;
+use crate::data::pool::DECODE_POOL;
 use crate::data::sample::SampleFiles;
 use crate::data::video::read_video_u8;
 use crate::data::{manifest::SampleRecord, Modality, SampleError};
@@ -89,15 +90,14 @@ pub fn prepare_video(
     match cfg.video.source {
         super::config::VideoSource::Video => {
             let path = files.video()?;
-            let f = read_video_u8(&path, cfg.video.frames, ctx.key(i), cfg.video.reader)?;
-            let raw =
-                Tensor::from_slice(&f.data).view([f.t as i64, f.h as i64, f.w as i64, f.c as i64]);
+            let raw = read_video_u8(&path, cfg.video.frames, ctx.key(i), cfg.video.reader)?.pixels;
             match cfg.run.preprocess {
                 PreprocessAt::Device => Ok(VideoIn::Raw(raw)),
                 PreprocessAt::Cpu => {
-                    vjepa2_pixels_u8(&raw, cfg.video.short_side, cfg.video.crop, &norm)
-                        .map(VideoIn::Pixels)
-                        .map_err(|e| fault(ctx, i, Modality::Video, &path, e))
+                    let x = vjepa2_pixels_u8(&raw, cfg.video.short_side, cfg.video.crop, &norm)
+                        .map_err(|e| fault(ctx, i, Modality::Video, &path, e))?;
+                    DECODE_POOL.give(raw); // the f32 pixels are a new tensor
+                    Ok(VideoIn::Pixels(x))
                 }
             }
         }
@@ -135,12 +135,15 @@ pub fn video_batch(cfg: &ExtractConfig, batch: Vec<VideoIn>, device: Device) -> 
         .into_iter()
         .map(|v| match v {
             VideoIn::Pixels(x) => Ok(x.to_device(device)),
-            VideoIn::Raw(u8s) => vjepa2_pixels_u8(
-                &u8s.to_device(device),
-                cfg.video.short_side,
-                cfg.video.crop,
-                &norm,
-            ),
+            VideoIn::Raw(u8s) => {
+                let on = u8s.to_device(device);
+                let x = vjepa2_pixels_u8(&on, cfg.video.short_side, cfg.video.crop, &norm)?;
+                // the pixels are a new tensor; once `on` (an alias on the CPU) is gone, nothing
+                // else shares the clip's storage
+                drop(on);
+                DECODE_POOL.give(u8s);
+                Ok(x)
+            }
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(Tensor::stack(&xs, 0))
@@ -309,11 +312,12 @@ pub fn prepare_images(
         PreprocessAt::Device => Ok(ImagesIn::Raw(raw)),
         PreprocessAt::Cpu => {
             let mut views = Vec::with_capacity(raw.len());
-            for (x, p) in raw.iter().zip(&paths) {
+            for (x, p) in raw.into_iter().zip(&paths) {
                 views.push(
                     dinov3_pixels_bgr_u8(&x.unsqueeze(0), size, size, &norm)
                         .map_err(|e| fault(ctx, i, Modality::Images, p, e))?,
                 );
+                DECODE_POOL.give(x); // the f32 pixels are a new tensor: nothing else shares it
             }
             Ok(ImagesIn::Pixels(Tensor::cat(&views, 0)))
         }
@@ -345,6 +349,10 @@ pub fn images_batch(size: usize, batch: Vec<ImagesIn>, device: Device) -> Result
                 for v in views {
                     let x = v.unsqueeze(0).to_device(device);
                     out.push(dinov3_pixels_bgr_u8(&x, size, size, &norm)?);
+                    // the preprocessed pixels are a new tensor: once `x` (an alias of `v` on
+                    // the CPU) is gone, nothing else shares the view's storage
+                    drop(x);
+                    DECODE_POOL.give(v);
                 }
             }
         }

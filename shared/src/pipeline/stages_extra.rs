@@ -17,6 +17,7 @@ use super::config::{ExtractConfig, PreprocessAt};
 use super::engine::SampleOutput;
 use super::stages::{to_vec, SampleCtx};
 use crate::backbones::dinov3::Dinov3;
+use crate::data::pool::DECODE_POOL;
 use crate::data::video::read_video_u8;
 use crate::data::{Modality, SampleError};
 use crate::preprocess::device::dinov3_pixels_frames_u8;
@@ -44,14 +45,19 @@ pub fn prepare_frame_dino(
 ) -> std::result::Result<FramesIn, SampleError> {
     let files = ctx.files(i)?;
     let path = files.video()?;
-    let f = read_video_u8(&path, cfg.frame_dino.frames, ctx.key(i), cfg.video.reader)?;
-    let raw = Tensor::from_slice(&f.data).view([f.t as i64, f.h as i64, f.w as i64, f.c as i64]);
+    let raw = read_video_u8(&path, cfg.frame_dino.frames, ctx.key(i), cfg.video.reader)?.pixels;
     match cfg.run.preprocess {
         PreprocessAt::Device => Ok(FramesIn::Raw(raw)),
         PreprocessAt::Cpu => {
-            dinov3_pixels_frames_u8(&raw, cfg.image.size, cfg.image.size, &ImageNorm::default())
-                .map(FramesIn::Pixels)
-                .map_err(|e| SampleError::new(ctx.key(i), Modality::Video, &path, e.to_string()))
+            let x = dinov3_pixels_frames_u8(
+                &raw,
+                cfg.image.size,
+                cfg.image.size,
+                &ImageNorm::default(),
+            )
+            .map_err(|e| SampleError::new(ctx.key(i), Modality::Video, &path, e.to_string()))?;
+            DECODE_POOL.give(raw); // the f32 pixels are a new tensor
+            Ok(FramesIn::Pixels(x))
         }
     }
 }
@@ -64,7 +70,11 @@ pub fn frame_dino_batch(size: usize, batch: Vec<FramesIn>, device: Device) -> Re
         .map(|f| match f {
             FramesIn::Pixels(x) => Ok(x.to_device(device)),
             FramesIn::Raw(u8s) => {
-                dinov3_pixels_frames_u8(&u8s.to_device(device), size, size, &norm)
+                let on = u8s.to_device(device);
+                let x = dinov3_pixels_frames_u8(&on, size, size, &norm)?;
+                drop(on); // a CPU alias of `u8s`; the pixels are a new tensor
+                DECODE_POOL.give(u8s);
+                Ok(x)
             }
         })
         .collect::<Result<Vec<_>>>()?;

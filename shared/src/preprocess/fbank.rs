@@ -217,11 +217,13 @@ impl Fbank {
                 x.iter_mut().for_each(|v| *v -= mean);
             }
             // pre-emphasis with replicate padding on the left, then the window; the rest of
-            // `input` stays zero (zero-padding to the FFT size)
-            input.iter_mut().for_each(|v| *v = 0.0);
-            for j in 0..self.window_size {
-                let prev = x[j.saturating_sub(1)];
-                input[j] = (x[j] - p * prev) * self.window[j];
+            // `input` is zero (zero-padding to the FFT size; the FFT uses `input` as scratch,
+            // so it is cleared every frame)
+            let (head, tail) = input.split_at_mut(self.window_size);
+            tail.fill(0.0);
+            head[0] = (x[0] - p * x[0]) * self.window[0];
+            for (j, o) in head.iter_mut().enumerate().skip(1) {
+                *o = (x[j] - p * x[j - 1]) * self.window[j];
             }
             self.fft
                 .process_with_scratch(&mut input, &mut spectrum, &mut scratch)

@@ -1,0 +1,133 @@
+/* JPEG decoding straight through libjpeg(-turbo), the library opencv's imdecode uses: same
+ * settings (ISLOW IDCT, fancy upsampling, DCT scaling by 1/denom), so the same pixels, without
+ * opencv's per-row RGB->BGR copy and scratch buffers. Rows are written into the caller's buffer.
+ *
+ * libjpeg reports errors by longjmp, which must not cross Rust frames: the whole decode runs in
+ * this file, and Rust sees a return code and a message. Warnings that mean pixel data is missing
+ * (premature end of the file or of a data segment, which libjpeg would fill with grey) are errors
+ * while pixels are being produced; every other warning is ignored (opencv prints them). */
+#include <setjmp.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <jpeglib.h>
+#include <jerror.h>
+
+#define WELD_JPEG_OK 0
+#define WELD_JPEG_ERROR 1
+#define WELD_JPEG_SIZE 2
+#define WELD_JPEG_UNSUPPORTED 3
+
+struct weld_err {
+  struct jpeg_error_mgr pub;
+  jmp_buf jump;
+  int strict; /* missing-data warnings are errors while set */
+  char *msg;  /* JMSG_LENGTH_MAX bytes */
+};
+
+static void weld_error_exit(j_common_ptr c) {
+  struct weld_err *e = (struct weld_err *)c->err;
+  c->err->format_message(c, e->msg);
+  longjmp(e->jump, 1);
+}
+
+static void weld_emit_message(j_common_ptr c, int level) {
+  struct weld_err *e = (struct weld_err *)c->err;
+  if (level < 0 && e->strict &&
+      (c->err->msg_code == JWRN_JPEG_EOF || c->err->msg_code == JWRN_HIT_MARKER)) {
+    weld_error_exit(c);
+  }
+}
+
+static void weld_setup(struct jpeg_decompress_struct *c, struct weld_err *e, char *msg) {
+  memset(c, 0, sizeof(*c));
+  c->err = jpeg_std_error(&e->pub);
+  e->pub.error_exit = weld_error_exit;
+  e->pub.emit_message = weld_emit_message;
+  e->strict = 1;
+  e->msg = msg;
+  msg[0] = 0;
+}
+
+/* Header of `data` at 1/denom scale: output height, width and the file's component count. */
+int weld_jpeg_info(const unsigned char *data, unsigned long len, int denom, int *h, int *w,
+                   int *components, char *msg) {
+  struct jpeg_decompress_struct c;
+  struct weld_err e;
+  weld_setup(&c, &e, msg);
+  if (setjmp(e.jump)) {
+    jpeg_destroy_decompress(&c);
+    return WELD_JPEG_ERROR;
+  }
+  jpeg_create_decompress(&c);
+  jpeg_mem_src(&c, data, len);
+  if (jpeg_read_header(&c, TRUE) != JPEG_HEADER_OK) {
+    strcpy(msg, "no image in the JPEG stream (tables only)");
+    jpeg_destroy_decompress(&c);
+    return WELD_JPEG_ERROR;
+  }
+  c.scale_num = 1;
+  c.scale_denom = (unsigned int)denom;
+  jpeg_calc_output_dimensions(&c);
+  *h = (int)c.output_height;
+  *w = (int)c.output_width;
+  *components = c.num_components;
+  jpeg_destroy_decompress(&c);
+  return WELD_JPEG_OK;
+}
+
+/* Decodes `data` at 1/denom scale into `out` (h * w * channels bytes, rows contiguous).
+ * format: 0 = BGR, 1 = RGB, 2 = luma (one channel). A grey file gives three equal channels in
+ * BGR/RGB; a CMYK/YCCK file is WELD_JPEG_UNSUPPORTED (opencv converts those its own way). */
+int weld_jpeg_decode(const unsigned char *data, unsigned long len, int denom, int format,
+                     unsigned char *out, int h, int w, char *msg) {
+  struct jpeg_decompress_struct c;
+  struct weld_err e;
+  weld_setup(&c, &e, msg);
+  if (setjmp(e.jump)) {
+    jpeg_destroy_decompress(&c);
+    return WELD_JPEG_ERROR;
+  }
+  jpeg_create_decompress(&c);
+  jpeg_mem_src(&c, data, len);
+  if (jpeg_read_header(&c, TRUE) != JPEG_HEADER_OK) {
+    strcpy(msg, "no image in the JPEG stream (tables only)");
+    jpeg_destroy_decompress(&c);
+    return WELD_JPEG_ERROR;
+  }
+  if (c.num_components != 1 && c.num_components != 3) {
+    snprintf(msg, JMSG_LENGTH_MAX, "%d colour components", c.num_components);
+    jpeg_destroy_decompress(&c);
+    return WELD_JPEG_UNSUPPORTED;
+  }
+  c.scale_num = 1;
+  c.scale_denom = (unsigned int)denom;
+  c.out_color_space = format == 0 ? JCS_EXT_BGR : format == 1 ? JCS_EXT_RGB : JCS_GRAYSCALE;
+  jpeg_start_decompress(&c);
+  int channels = format == 2 ? 1 : 3;
+  if ((int)c.output_height != h || (int)c.output_width != w ||
+      c.output_components != channels) {
+    snprintf(msg, JMSG_LENGTH_MAX, "decodes to %ux%ux%d, expected %dx%dx%d", c.output_width,
+             c.output_height, c.output_components, w, h, channels);
+    jpeg_destroy_decompress(&c);
+    return WELD_JPEG_SIZE;
+  }
+  size_t stride = (size_t)w * (size_t)channels;
+  JSAMPROW rows[16];
+  while (c.output_scanline < c.output_height) {
+    JDIMENSION k = 0;
+    for (; k < 16 && c.output_scanline + k < c.output_height; k++) {
+      rows[k] = out + (size_t)(c.output_scanline + k) * stride;
+    }
+    if (jpeg_read_scanlines(&c, rows, k) == 0) {
+      strcpy(msg, "no scanlines decoded (truncated data)");
+      jpeg_destroy_decompress(&c);
+      return WELD_JPEG_ERROR;
+    }
+  }
+  /* every pixel is decoded: what follows (a missing EOI marker, trailing bytes) is not data */
+  e.strict = 0;
+  jpeg_finish_decompress(&c);
+  jpeg_destroy_decompress(&c);
+  return WELD_JPEG_OK;
+}

@@ -220,57 +220,9 @@ pub fn read_frame(file: &File, index: &MjpegIndex, i: usize) -> std::io::Result<
     Ok(buf)
 }
 
-/// `(height, width)` from a JPEG's start-of-frame marker, or None when `data` is no JPEG.
-pub fn jpeg_size(data: &[u8]) -> Option<(usize, usize)> {
-    if data.len() < 4 || data[0] != 0xFF || data[1] != 0xD8 {
-        return None;
-    }
-    let mut p = 2usize;
-    while p + 4 <= data.len() {
-        if data[p] != 0xFF {
-            return None;
-        }
-        let m = data[p + 1];
-        if m == 0xFF {
-            p += 1; // fill byte
-            continue;
-        }
-        if m == 0xD8 || (0xD0..=0xD7).contains(&m) || m == 0x01 {
-            p += 2;
-            continue;
-        }
-        let seg = u16::from_be_bytes([data[p + 2], data[p + 3]]) as usize;
-        let sof = (0xC0..=0xCF).contains(&m) && m != 0xC4 && m != 0xC8 && m != 0xCC;
-        if sof {
-            if p + 9 > data.len() {
-                return None;
-            }
-            let h = u16::from_be_bytes([data[p + 5], data[p + 6]]) as usize;
-            let w = u16::from_be_bytes([data[p + 7], data[p + 8]]) as usize;
-            return Some((h, w));
-        }
-        if m == 0xDA || m == 0xD9 {
-            return None; // scan data before any frame header
-        }
-        p += 2 + seg;
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn jpeg_size_reads_the_frame_header() {
-        // SOI, APP0 (length 4), SOF0 with height 0x0438 (1080) and width 0x0780 (1920)
-        let d = [
-            0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x04, 0x00, 0x00, 0xFF, 0xC0, 0x00, 0x11, 0x08, 0x04,
-            0x38, 0x07, 0x80, 0x03,
-        ];
-        assert_eq!(jpeg_size(&d), Some((1080, 1920)));
-        assert_eq!(jpeg_size(b"\x89PNG...."), None);
-    }
 
     #[test]
     fn non_avi_files_are_other() {

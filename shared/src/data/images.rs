@@ -100,8 +100,9 @@ pub fn read_image_u8(
 ) -> Result<ImageU8, SampleError> {
     let err = |m: String| SampleError::new(sample, Modality::Images, path, m);
     let bytes = read_bytes(path, sample)?;
-    let factor = match (reduce_for, super::avi::jpeg_size(&bytes)) {
-        (Some((oh, ow)), Some((h, w))) => jpeg_reduce_factor(h, w, oh, ow),
+    // the full size from the JPEG header (any other format: no reduction)
+    let factor = match (reduce_for, jpeg::info(&bytes, 1)) {
+        (Some((oh, ow)), Ok(full)) => jpeg_reduce_factor(full.h, full.w, oh, ow),
         _ => 1,
     };
     if let Some(info) = jpeg::direct_jpeg(&bytes, factor) {

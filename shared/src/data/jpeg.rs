@@ -6,8 +6,9 @@
 //!
 //! What this path declines (the caller decodes those with opencv, which handles them its own way):
 //! streams that are not JPEG, CMYK/YCCK JPEGs, and JPEGs whose EXIF orientation asks for a
-//! rotation or flip ([`direct_jpeg`]). Unlike opencv, a JPEG whose pixel data ends early (libjpeg
-//! would fill the rest with grey) is an error, never a partly invented image.
+//! rotation or flip ([`direct_jpeg`]). Unlike opencv, a JPEG whose pixel data ends early or
+//! cannot be read (libjpeg would fill the rest with grey, or zeros after a bad Huffman code) is an
+//! error, never a partly invented image.
 use std::ffi::{c_char, c_int, c_uchar, c_ulong, CStr};
 
 const MSG_LEN: usize = 200; // JMSG_LENGTH_MAX

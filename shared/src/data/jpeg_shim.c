@@ -4,8 +4,10 @@
  *
  * libjpeg reports errors by longjmp, which must not cross Rust frames: the whole decode runs in
  * this file, and Rust sees a return code and a message. Warnings that mean pixel data is missing
- * (premature end of the file or of a data segment, which libjpeg would fill with grey) are errors
- * while pixels are being produced; every other warning is ignored (opencv prints them). */
+ * or unreadable (premature end of the file or of a data segment, which libjpeg fills with grey; a
+ * bad Huffman code or a lost restart marker, after which it substitutes zeros) are errors while
+ * pixels are being produced; every other warning (extraneous bytes between markers, ...) is
+ * ignored, as opencv ignores them all. */
 #include <setjmp.h>
 #include <stdio.h>
 #include <string.h>
@@ -33,8 +35,10 @@ static void weld_error_exit(j_common_ptr c) {
 
 static void weld_emit_message(j_common_ptr c, int level) {
   struct weld_err *e = (struct weld_err *)c->err;
+  int code = c->err->msg_code;
   if (level < 0 && e->strict &&
-      (c->err->msg_code == JWRN_JPEG_EOF || c->err->msg_code == JWRN_HIT_MARKER)) {
+      (code == JWRN_JPEG_EOF || code == JWRN_HIT_MARKER || code == JWRN_HUFF_BAD_CODE ||
+       code == JWRN_MUST_RESYNC)) {
     weld_error_exit(c);
   }
 }
@@ -49,20 +53,30 @@ static void weld_setup(struct jpeg_decompress_struct *c, struct weld_err *e, cha
   msg[0] = 0;
 }
 
+/* Creates `c` over `data` and reads its header. Errors inside libjpeg longjmp to the caller's
+ * setjmp; a tables-only stream returns WELD_JPEG_ERROR with a message. */
+static int weld_read_header(struct jpeg_decompress_struct *c, const unsigned char *data,
+                            unsigned long len, char *msg) {
+  jpeg_create_decompress(c);
+  jpeg_mem_src(c, data, len);
+  if (jpeg_read_header(c, TRUE) != JPEG_HEADER_OK) {
+    strcpy(msg, "no image in the JPEG stream (tables only)");
+    return WELD_JPEG_ERROR;
+  }
+  return WELD_JPEG_OK;
+}
+
 /* Header of `data` at 1/denom scale: output height, width and the file's component count. */
 int weld_jpeg_info(const unsigned char *data, unsigned long len, int denom, int *h, int *w,
                    int *components, char *msg) {
   struct jpeg_decompress_struct c;
   struct weld_err e;
   weld_setup(&c, &e, msg);
-  if (setjmp(e.jump)) {
+  if (setjmp(e.jump)) { /* setjmp may only stand alone in a condition */
     jpeg_destroy_decompress(&c);
     return WELD_JPEG_ERROR;
   }
-  jpeg_create_decompress(&c);
-  jpeg_mem_src(&c, data, len);
-  if (jpeg_read_header(&c, TRUE) != JPEG_HEADER_OK) {
-    strcpy(msg, "no image in the JPEG stream (tables only)");
+  if (weld_read_header(&c, data, len, msg) != WELD_JPEG_OK) {
     jpeg_destroy_decompress(&c);
     return WELD_JPEG_ERROR;
   }
@@ -84,14 +98,11 @@ int weld_jpeg_decode(const unsigned char *data, unsigned long len, int denom, in
   struct jpeg_decompress_struct c;
   struct weld_err e;
   weld_setup(&c, &e, msg);
-  if (setjmp(e.jump)) {
+  if (setjmp(e.jump)) { /* setjmp may only stand alone in a condition */
     jpeg_destroy_decompress(&c);
     return WELD_JPEG_ERROR;
   }
-  jpeg_create_decompress(&c);
-  jpeg_mem_src(&c, data, len);
-  if (jpeg_read_header(&c, TRUE) != JPEG_HEADER_OK) {
-    strcpy(msg, "no image in the JPEG stream (tables only)");
+  if (weld_read_header(&c, data, len, msg) != WELD_JPEG_OK) {
     jpeg_destroy_decompress(&c);
     return WELD_JPEG_ERROR;
   }

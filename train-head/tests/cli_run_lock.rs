@@ -18,7 +18,10 @@ fn second_training_into_one_run_is_refused() {
             .arg(&cfg)
             .arg("--out")
             .arg(&run)
-            .args(["--set", "train.epochs=200"]);
+            // every epoch runs (no early stop), so the first process is still training when
+            // the second starts (with the default patience it stopped within a second and
+            // released the lock first: the second then met its checkpoint, not its lock)
+            .args(["--set", "train.epochs=200", "--set", "train.patience=1000"]);
         c
     };
     let first = train().stdout(std::process::Stdio::null()).spawn().unwrap();

@@ -346,55 +346,73 @@ fn kill_9_then_resume_is_byte_identical() {
     let tmp = tempfile::tempdir().unwrap();
     let store = tmp.path().join("killed.zarr");
     let args = run_args(&f.data, &store, &[]);
-    // Kill times are fractions (5% to 40%) of one uninterrupted run's wall time on this machine,
-    // so every trial stops a run that still has work left however fast extraction is.
-    let full_ms = {
-        let t = std::time::Instant::now();
-        assert!(extract(&f.data, &tmp.path().join("timed.zarr"), &[])
-            .status
-            .success());
-        (t.elapsed().as_millis() as u64).max(200)
-    };
-    eprintln!("uninterrupted run: {full_ms} ms");
-    // Deterministic pseudo-random kill times (printed, so a failure can be replayed).
+    // Sample markers written so far (a light walk: names only).
+    fn count_markers(dir: &Path) -> usize {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return 0;
+        };
+        rd.flatten()
+            .map(|e| {
+                let p = e.path();
+                if p.is_dir() {
+                    count_markers(&p)
+                } else {
+                    let in_markers = p.parent().is_some_and(|d| d.ends_with("_markers"));
+                    usize::from(in_markers && p.extension().is_some_and(|x| x == "json"))
+                }
+            })
+            .sum()
+    }
+    let total = count_markers(reference_store());
+    // Each kill lands once the run has written a pseudo-random number of new markers (at least
+    // one, never all), plus a pseudo-random 0-15 ms: anywhere inside a group (forwards, chunk
+    // writes, syncs, markers), however fast extraction is on this machine. (Kill times taken
+    // from one timed run missed: that run was slowed by the tests beside it, the later ones
+    // were not, and finished before their kill.) Deterministic, printed so a failure replays.
     let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut interrupted = 0;
     for trial in 0..6 {
         state = state
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
-        let ms = full_ms / 20 + (state >> 33) % (full_ms * 7 / 20);
+        let done = count_markers(&store);
+        if done + 1 >= total {
+            eprintln!("trial {trial}: {done} of {total} markers, nothing left to interrupt");
+            continue;
+        }
+        let target = done + 1 + (state >> 33) as usize % (total - done - 1);
+        let extra_ms = (state >> 20) % 16;
         let mut child = Command::new(BIN)
             .args(&args)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(ms));
+        let t = std::time::Instant::now();
+        while child.try_wait().unwrap().is_none()
+            && count_markers(&store) < target
+            && t.elapsed() < std::time::Duration::from_secs(300)
+        {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(extra_ms));
         let finished = child.try_wait().unwrap().is_some();
         child.kill().ok(); // SIGKILL
         child.wait().unwrap();
-        eprintln!("trial {trial}: killed after {ms} ms (had finished: {finished})");
+        eprintln!(
+            "trial {trial}: killed at {} of {total} markers (+{extra_ms} ms, target {target}, \
+             had finished: {finished})",
+            count_markers(&store)
+        );
         interrupted += usize::from(!finished);
     }
-    // Each trial resumes the store the previous kills left, so a late trial has less work left
-    // and may finish before its kill time (more often since extraction got faster): at least
-    // half the kills must land mid-way.
     assert!(
         interrupted >= 3,
         "only {interrupted} of 6 runs were killed mid-way"
     );
-    // How far the kills got (informative: resumed runs skip done groups, so they can finish).
-    let markers = |p: &Path| {
-        snapshot(p)
-            .keys()
-            .filter(|k| k.contains("/_markers/") && k.ends_with(".json"))
-            .count()
-    };
-    let done = if store.exists() { markers(&store) } else { 0 };
     eprintln!(
-        "after the kills: {done} of {} sample markers",
-        markers(reference_store())
+        "after the kills: {} of {total} sample markers",
+        count_markers(&store)
     );
     assert!(extract(&f.data, &store, &[]).status.success());
     assert!(run(&["verify", "--store", store.to_str().unwrap()])

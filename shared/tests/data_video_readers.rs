@@ -323,7 +323,7 @@ fn direct_jpeg_decode_equals_opencv_imdecode() {
             .collect();
         assert!(read_image(&p, "s").unwrap().data == flipped, "{name}: RGB");
         // luma (the mjpeg reader's grey frames)
-        let info = direct_jpeg(&bytes, 1).unwrap();
+        let info = direct_jpeg(&bytes).unwrap();
         let mut luma = vec![0u8; h * w];
         decode_into(&bytes, 1, JpegOut::Luma, &mut luma, info.h, info.w).unwrap();
         assert!(
@@ -354,7 +354,7 @@ fn motion_jpeg_frames_without_huffman_tables_decode_as_opencv() {
         stripped.len() < bytes.len(),
         "the encoder wrote DHT segments"
     );
-    let info = direct_jpeg(&stripped, 1).unwrap();
+    let info = direct_jpeg(&stripped).unwrap();
     let mut bgr = vec![0u8; h * w * 3];
     decode_into(&stripped, 1, JpegOut::Bgr, &mut bgr, info.h, info.w).unwrap();
     assert!(bgr == cv_decode(&stripped, IMREAD_COLOR).0);

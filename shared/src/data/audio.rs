@@ -75,7 +75,9 @@ pub fn read_audio(path: &Path, sample: &str) -> Result<Audio, SampleError> {
         .map_err(|e| err(format!("no decoder: {e}")))?;
     let mut rate = params.sample_rate.unwrap_or(0);
     let mut channels = params.channels.as_ref().map(|c| c.count()).unwrap_or(0);
-    let mut mono: Vec<f32> = Vec::new();
+    // the header's sample count, when it has one (capped: a lying header costs no more than 1 GB)
+    let announced = expected_frames.map_or(0, |n| usize::try_from(n).unwrap_or(0).min(1 << 28));
+    let mut mono: Vec<f32> = Vec::with_capacity(announced);
     let mut planes: Vec<Vec<f32>> = Vec::new();
     loop {
         let packet = match format.next_packet() {
@@ -104,11 +106,6 @@ pub fn read_audio(path: &Path, sample: &str) -> Result<Audio, SampleError> {
         channels = buf.spec().channels().count();
         buf.copy_to_vecs_planar::<f32>(&mut planes);
         let frames = buf.frames();
-        if mono.is_empty() {
-            if let Some(n) = expected_frames {
-                mono.reserve(usize::try_from(n).unwrap_or(0).min(1 << 28));
-            }
-        }
         if let [only] = planes.as_slice() {
             // one channel: the mean is the sample itself (bit for bit, -0.0 included)
             mono.extend_from_slice(&only[..frames]);

@@ -36,7 +36,7 @@ fn read_bytes(path: &Path, sample: &str) -> Result<Vec<u8>, SampleError> {
 pub fn read_image(path: &Path, sample: &str) -> Result<Image, SampleError> {
     let err = |m: String| SampleError::new(sample, Modality::Images, path, m);
     let bytes = read_bytes(path, sample)?;
-    if let Some(info) = jpeg::direct_jpeg(&bytes, 1) {
+    if let Some(info) = jpeg::direct_jpeg(&bytes) {
         let mut data = vec![0u8; info.h * info.w * 3];
         jpeg::decode_into(&bytes, 1, JpegOut::Rgb, &mut data, info.h, info.w)
             .map_err(|e| err(format!("cannot decode image: {e}")))?;
@@ -100,13 +100,14 @@ pub fn read_image_u8(
 ) -> Result<ImageU8, SampleError> {
     let err = |m: String| SampleError::new(sample, Modality::Images, path, m);
     let bytes = read_bytes(path, sample)?;
-    // the full size from the JPEG header (any other format: no reduction)
-    let factor = match (reduce_for, jpeg::info(&bytes, 1)) {
-        (Some((oh, ow)), Ok(full)) => jpeg_reduce_factor(full.h, full.w, oh, ow),
+    // one header read: the reduction factor (any other format: none) and the decoder to use
+    let header = jpeg::info(&bytes).ok();
+    let factor = match (reduce_for, header) {
+        (Some((oh, ow)), Some(full)) => jpeg_reduce_factor(full.h, full.w, oh, ow),
         _ => 1,
     };
-    if let Some(info) = jpeg::direct_jpeg(&bytes, factor) {
-        let (h, w) = (info.h, info.w);
+    if let Some(full) = header.filter(|i| i.decodes_like_opencv(&bytes)) {
+        let (h, w) = full.scaled(factor);
         let pixels = DECODE_POOL.take(&[h as i64, w as i64, 3]);
         // SAFETY: `pixels` is a contiguous CPU u8 tensor of exactly h * w * 3 bytes, owned here
         // (new, or handed back to the pool with no other tensor sharing its storage) and not

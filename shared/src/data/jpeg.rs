@@ -13,14 +13,12 @@ use std::ffi::{c_char, c_int, c_uchar, c_ulong, CStr};
 
 const MSG_LEN: usize = 200; // JMSG_LENGTH_MAX
 const OK: c_int = 0;
-const SIZE: c_int = 2;
 const UNSUPPORTED: c_int = 3;
 
 extern "C" {
     fn weld_jpeg_info(
         data: *const c_uchar,
         len: c_ulong,
-        denom: c_int,
         h: *mut c_int,
         w: *mut c_int,
         components: *mut c_int,
@@ -65,13 +63,30 @@ impl JpegOut {
     }
 }
 
-/// A JPEG's output size at a DCT scale, from its header.
+/// A JPEG's full size and colour components, from its header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct JpegInfo {
     pub h: usize,
     pub w: usize,
     /// Colour components in the file (1 grey, 3 YCbCr/RGB, 4 CMYK/YCCK).
     pub components: usize,
+}
+
+impl JpegInfo {
+    /// `(h, w)` decoded at 1/`denom` scale (libjpeg rounds each side up).
+    pub fn scaled(&self, denom: usize) -> (usize, usize) {
+        (self.h.div_ceil(denom), self.w.div_ceil(denom))
+    }
+
+    /// Whether this path decodes `data` (whose header this is) exactly as opencv's `imdecode`
+    /// would: 1 or 3 components and no EXIF orientation other than 1 (opencv rotates the
+    /// others; it converts CMYK its own way).
+    pub fn decodes_like_opencv(&self, data: &[u8]) -> bool {
+        matches!(self.components, 1 | 3)
+            && self.h > 0
+            && self.w > 0
+            && matches!(exif_orientation(data), None | Some(1))
+    }
 }
 
 /// Why [`decode_into`] returned no pixels.
@@ -108,8 +123,12 @@ fn check_denom(denom: usize) -> c_int {
     denom as c_int
 }
 
-/// The output size of `data` decoded at 1/`denom` (1, 2, 4 or 8) scale.
-pub fn info(data: &[u8], denom: usize) -> Result<JpegInfo, JpegError> {
+/// The header of `data`: full size and components. Not a JPEG (no SOI marker) or a header
+/// libjpeg cannot read is [`JpegError::Corrupt`].
+pub fn info(data: &[u8]) -> Result<JpegInfo, JpegError> {
+    if data.len() < 4 || data[0] != 0xFF || data[1] != 0xD8 {
+        return Err(JpegError::Corrupt("not a JPEG (no SOI marker)".into()));
+    }
     let (mut h, mut w, mut c) = (0, 0, 0);
     let mut msg = [0 as c_char; MSG_LEN];
     // SAFETY: `data` is a live slice of `len` bytes; the out-pointers and the message buffer
@@ -118,7 +137,6 @@ pub fn info(data: &[u8], denom: usize) -> Result<JpegInfo, JpegError> {
         weld_jpeg_info(
             data.as_ptr(),
             data.len() as c_ulong,
-            check_denom(denom),
             &mut h,
             &mut w,
             &mut c,
@@ -136,7 +154,7 @@ pub fn info(data: &[u8], denom: usize) -> Result<JpegInfo, JpegError> {
 }
 
 /// Decodes `data` at 1/`denom` scale into `out`, which must hold exactly `h * w * channels`
-/// bytes of the size [`info`] gave (rows contiguous, no padding).
+/// bytes of the size [`JpegInfo::scaled`] gives (rows contiguous, no padding).
 pub fn decode_into(
     data: &[u8],
     denom: usize,
@@ -174,25 +192,15 @@ pub fn decode_into(
     match rc {
         OK => Ok(()),
         UNSUPPORTED => Err(JpegError::Unsupported(message(&msg))),
-        SIZE => Err(JpegError::Corrupt(message(&msg))),
         _ => Err(JpegError::Corrupt(message(&msg))),
     }
 }
 
-/// Whether `data` is a JPEG this path decodes exactly as opencv's `imdecode` would: a JPEG
-/// stream (SOI marker) with 1 or 3 components whose EXIF orientation, if any, is 1 (opencv
-/// rotates the others). Returns its size at 1/`denom` scale; `None` sends the caller to opencv.
-/// A corrupt header also gives `None`: opencv then reports it.
-pub fn direct_jpeg(data: &[u8], denom: usize) -> Option<JpegInfo> {
-    if data.len() < 4 || data[0] != 0xFF || data[1] != 0xD8 {
-        return None;
-    }
-    if !matches!(exif_orientation(data), None | Some(1)) {
-        return None;
-    }
-    info(data, denom)
-        .ok()
-        .filter(|i| matches!(i.components, 1 | 3) && i.h > 0 && i.w > 0)
+/// The header of `data` when this path decodes it exactly as opencv's `imdecode` would
+/// ([`JpegInfo::decodes_like_opencv`]); `None` sends the caller to opencv (a corrupt header too:
+/// opencv then reports it).
+pub fn direct_jpeg(data: &[u8]) -> Option<JpegInfo> {
+    info(data).ok().filter(|i| i.decodes_like_opencv(data))
 }
 
 /// The EXIF orientation tag (0x0112) of a JPEG's APP1 `Exif` segment, if there is one.
@@ -307,10 +315,10 @@ mod tests {
 
     #[test]
     fn not_a_jpeg_is_left_to_opencv_and_junk_is_an_error() {
-        assert_eq!(direct_jpeg(b"\x89PNG\r\n\x1a\n", 1), None);
-        assert_eq!(direct_jpeg(b"\xff\xd8 not a jpeg", 1), None);
+        assert_eq!(direct_jpeg(b"\x89PNG\r\n\x1a\n"), None);
+        assert_eq!(direct_jpeg(b"\xff\xd8 not a jpeg"), None);
         assert!(matches!(
-            info(b"\xff\xd8 not a jpeg", 1),
+            info(b"\xff\xd8 not a jpeg"),
             Err(JpegError::Corrupt(_))
         ));
         let mut out = vec![0u8; 12];

@@ -66,9 +66,9 @@ static int weld_read_header(struct jpeg_decompress_struct *c, const unsigned cha
   return WELD_JPEG_OK;
 }
 
-/* Header of `data` at 1/denom scale: output height, width and the file's component count. */
-int weld_jpeg_info(const unsigned char *data, unsigned long len, int denom, int *h, int *w,
-                   int *components, char *msg) {
+/* Header of `data`: full-size height, width and the file's component count. */
+int weld_jpeg_info(const unsigned char *data, unsigned long len, int *h, int *w, int *components,
+                   char *msg) {
   struct jpeg_decompress_struct c;
   struct weld_err e;
   weld_setup(&c, &e, msg);
@@ -80,11 +80,8 @@ int weld_jpeg_info(const unsigned char *data, unsigned long len, int denom, int 
     jpeg_destroy_decompress(&c);
     return WELD_JPEG_ERROR;
   }
-  c.scale_num = 1;
-  c.scale_denom = (unsigned int)denom;
-  jpeg_calc_output_dimensions(&c);
-  *h = (int)c.output_height;
-  *w = (int)c.output_width;
+  *h = (int)c.image_height;
+  *w = (int)c.image_width;
   *components = c.num_components;
   jpeg_destroy_decompress(&c);
   return WELD_JPEG_OK;

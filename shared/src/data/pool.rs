@@ -61,6 +61,18 @@ impl U8Pool {
         }
     }
 
+    /// `f` applied to `raw` on `device`, after which `raw` goes back to the pool: the one place
+    /// the device and CPU preprocessing hand decoded tensors back. On the CPU, `to_device` returns
+    /// an alias of `raw`; it is dropped before `raw` is given back. `f` must return new tensors,
+    /// never a view of its input (the preprocessing functions convert to f32 first).
+    pub fn use_then_give<T>(&self, raw: Tensor, device: Device, f: impl FnOnce(&Tensor) -> T) -> T {
+        let on = raw.to_device(device);
+        let out = f(&on);
+        drop(on);
+        self.give(raw);
+        out
+    }
+
     /// Drops every free tensor (a stage has ended: the next one decodes other shapes).
     pub fn clear(&self) {
         self.lock().clear();
@@ -105,5 +117,13 @@ mod tests {
         assert_eq!(pool.held_bytes(), 90);
         pool.clear();
         assert_eq!(pool.held_bytes(), 0);
+        // use_then_give: the result is computed, then the input is back in the pool
+        let raw = pool.take(&[2, 2, 3]);
+        let ptr = raw.data_ptr();
+        let sum = pool.use_then_give(raw, Device::Cpu, |x| {
+            x.to_kind(Kind::Float).sum(Kind::Float)
+        });
+        assert_eq!(sum.dim(), 0);
+        assert_eq!(pool.take(&[2, 2, 3]).data_ptr(), ptr);
     }
 }

@@ -399,15 +399,9 @@ pub(crate) fn decode_bytes(bytes: &[u8], flags: i32) -> Result<Mat, String> {
     Ok(m)
 }
 
-/// One MJPEG frame as BGR or luma bytes with its height and width: libjpeg directly
-/// ([`super::jpeg`]) when it can, else opencv `imdecode` (the same libjpeg underneath).
-fn decode_frame(bytes: &[u8], layout: JpegOut) -> Result<(Vec<u8>, usize, usize), String> {
-    if let Some(info) = super::jpeg::direct_jpeg(bytes, 1) {
-        let mut out = vec![0u8; info.h * info.w * layout.channels()];
-        super::jpeg::decode_into(bytes, 1, layout, &mut out, info.h, info.w)
-            .map_err(|e| e.to_string())?;
-        return Ok((out, info.h, info.w));
-    }
+/// One MJPEG frame decoded by opencv `imdecode` (the JPEGs the direct path declines), in
+/// `layout`, with its height and width.
+fn opencv_frame(bytes: &[u8], layout: JpegOut) -> Result<(Vec<u8>, usize, usize), String> {
     let flags = match layout {
         JpegOut::Luma => opencv::imgcodecs::IMREAD_GRAYSCALE,
         _ => opencv::imgcodecs::IMREAD_COLOR,
@@ -421,8 +415,20 @@ fn decode_frame(bytes: &[u8], layout: JpegOut) -> Result<(Vec<u8>, usize, usize)
     Ok((b, h, w))
 }
 
-/// Decodes one MJPEG frame of `h` x `w` into `out` (`h * w * channels` bytes) as luma or RGB:
-/// libjpeg straight into `out` when it can, else through [`decode_frame`] and one copy.
+/// One MJPEG frame in `layout` with its height and width: libjpeg directly ([`super::jpeg`])
+/// when it can, else opencv (the same libjpeg underneath).
+fn decode_frame(bytes: &[u8], layout: JpegOut) -> Result<(Vec<u8>, usize, usize), String> {
+    let Some(info) = super::jpeg::direct_jpeg(bytes) else {
+        return opencv_frame(bytes, layout);
+    };
+    let mut out = vec![0u8; info.h * info.w * layout.channels()];
+    super::jpeg::decode_into(bytes, 1, layout, &mut out, info.h, info.w)
+        .map_err(|e| e.to_string())?;
+    Ok((out, info.h, info.w))
+}
+
+/// Decodes one MJPEG frame of `h` x `w` into `out` (`h * w * channels` bytes) in `layout`:
+/// libjpeg straight into `out` when it can, else opencv and one copy.
 fn decode_frame_into(
     bytes: &[u8],
     layout: JpegOut,
@@ -431,13 +437,13 @@ fn decode_frame_into(
     w: usize,
 ) -> Result<(), String> {
     let size_err = |fh: usize, fw: usize| format!("frame is {fw}x{fh}, earlier frames {w}x{h}");
-    if let Some(info) = super::jpeg::direct_jpeg(bytes, 1) {
+    if let Some(info) = super::jpeg::direct_jpeg(bytes) {
         if (info.h, info.w) != (h, w) {
             return Err(size_err(info.h, info.w));
         }
         return super::jpeg::decode_into(bytes, 1, layout, out, h, w).map_err(|e| e.to_string());
     }
-    let (b, fh, fw) = decode_frame(bytes, layout)?;
+    let (b, fh, fw) = opencv_frame(bytes, layout)?;
     if (fh, fw) != (h, w) {
         return Err(size_err(fh, fw));
     }
@@ -463,7 +469,7 @@ fn read_mjpeg(
     let total = index.frames.len();
     let idx = uniform_indices(total, n_frames);
     let probe_at = [0, idx.len() / 2, idx.len() - 1];
-    let mut colour: Vec<Option<Vec<u8>>> = vec![None; idx.len()];
+    let mut colour: Vec<Option<Vec<u8>>> = vec![None; idx.len()]; // RGB
     let (mut h, mut w) = (0usize, 0usize);
     let mut gray = true;
     for &k in &probe_at {
@@ -473,7 +479,7 @@ fn read_mjpeg(
         let i = idx[k];
         let bytes = super::avi::read_frame(&file, index, i)
             .map_err(|e| err(format!("reading frame {i}: {e}")))?;
-        let (b, fh, fw) = decode_frame(&bytes, JpegOut::Bgr)
+        let (b, fh, fw) = decode_frame(&bytes, JpegOut::Rgb)
             .map_err(|e| err(format!("frame {i} of {total}: {e}")))?;
         if h == 0 {
             (h, w) = (fh, fw);
@@ -503,16 +509,12 @@ fn read_mjpeg(
             continue;
         }
         match colour[k].take() {
-            Some(bgr) if gray => {
-                for (o, p) in slot.iter_mut().zip(bgr.chunks_exact(3)) {
+            Some(rgb) if gray => {
+                for (o, p) in slot.iter_mut().zip(rgb.chunks_exact(3)) {
                     *o = p[0];
                 }
             }
-            Some(bgr) => {
-                for (o, p) in slot.chunks_exact_mut(3).zip(bgr.chunks_exact(3)) {
-                    o.copy_from_slice(&[p[2], p[1], p[0]]);
-                }
-            }
+            Some(rgb) => slot.copy_from_slice(&rgb),
             None => {
                 let bytes = super::avi::read_frame(&file, index, i)
                     .map_err(|e| err(format!("reading frame {i}: {e}")))?;

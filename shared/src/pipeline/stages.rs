@@ -93,12 +93,12 @@ pub fn prepare_video(
             let raw = read_video_u8(&path, cfg.video.frames, ctx.key(i), cfg.video.reader)?.pixels;
             match cfg.run.preprocess {
                 PreprocessAt::Device => Ok(VideoIn::Raw(raw)),
-                PreprocessAt::Cpu => {
-                    let x = vjepa2_pixels_u8(&raw, cfg.video.short_side, cfg.video.crop, &norm)
-                        .map_err(|e| fault(ctx, i, Modality::Video, &path, e))?;
-                    DECODE_POOL.give(raw); // the f32 pixels are a new tensor
-                    Ok(VideoIn::Pixels(x))
-                }
+                PreprocessAt::Cpu => DECODE_POOL
+                    .use_then_give(raw, Device::Cpu, |x| {
+                        vjepa2_pixels_u8(x, cfg.video.short_side, cfg.video.crop, &norm)
+                    })
+                    .map(VideoIn::Pixels)
+                    .map_err(|e| fault(ctx, i, Modality::Video, &path, e)),
             }
         }
         super::config::VideoSource::Images => {
@@ -135,15 +135,9 @@ pub fn video_batch(cfg: &ExtractConfig, batch: Vec<VideoIn>, device: Device) -> 
         .into_iter()
         .map(|v| match v {
             VideoIn::Pixels(x) => Ok(x.to_device(device)),
-            VideoIn::Raw(u8s) => {
-                let on = u8s.to_device(device);
-                let x = vjepa2_pixels_u8(&on, cfg.video.short_side, cfg.video.crop, &norm)?;
-                // the pixels are a new tensor; once `on` (an alias on the CPU) is gone, nothing
-                // else shares the clip's storage
-                drop(on);
-                DECODE_POOL.give(u8s);
-                Ok(x)
-            }
+            VideoIn::Raw(u8s) => DECODE_POOL.use_then_give(u8s, device, |x| {
+                vjepa2_pixels_u8(x, cfg.video.short_side, cfg.video.crop, &norm)
+            }),
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(Tensor::stack(&xs, 0))
@@ -312,12 +306,14 @@ pub fn prepare_images(
         PreprocessAt::Device => Ok(ImagesIn::Raw(raw)),
         PreprocessAt::Cpu => {
             let mut views = Vec::with_capacity(raw.len());
-            for (x, p) in raw.into_iter().zip(&paths) {
+            for (v, p) in raw.into_iter().zip(&paths) {
                 views.push(
-                    dinov3_pixels_bgr_u8(&x.unsqueeze(0), size, size, &norm)
+                    DECODE_POOL
+                        .use_then_give(v, Device::Cpu, |x| {
+                            dinov3_pixels_bgr_u8(&x.unsqueeze(0), size, size, &norm)
+                        })
                         .map_err(|e| fault(ctx, i, Modality::Images, p, e))?,
                 );
-                DECODE_POOL.give(x); // the f32 pixels are a new tensor: nothing else shares it
             }
             Ok(ImagesIn::Pixels(Tensor::cat(&views, 0)))
         }
@@ -347,12 +343,9 @@ pub fn images_batch(size: usize, batch: Vec<ImagesIn>, device: Device) -> Result
             ImagesIn::Raw(views) => {
                 // one view at a time: no stacking copy of the full-size images
                 for v in views {
-                    let x = v.unsqueeze(0).to_device(device);
-                    out.push(dinov3_pixels_bgr_u8(&x, size, size, &norm)?);
-                    // the preprocessed pixels are a new tensor: once `x` (an alias of `v` on
-                    // the CPU) is gone, nothing else shares the view's storage
-                    drop(x);
-                    DECODE_POOL.give(v);
+                    out.push(DECODE_POOL.use_then_give(v, device, |x| {
+                        dinov3_pixels_bgr_u8(&x.unsqueeze(0), size, size, &norm)
+                    })?);
                 }
             }
         }

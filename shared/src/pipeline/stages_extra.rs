@@ -49,15 +49,13 @@ pub fn prepare_frame_dino(
     match cfg.run.preprocess {
         PreprocessAt::Device => Ok(FramesIn::Raw(raw)),
         PreprocessAt::Cpu => {
-            let x = dinov3_pixels_frames_u8(
-                &raw,
-                cfg.image.size,
-                cfg.image.size,
-                &ImageNorm::default(),
-            )
-            .map_err(|e| SampleError::new(ctx.key(i), Modality::Video, &path, e.to_string()))?;
-            DECODE_POOL.give(raw); // the f32 pixels are a new tensor
-            Ok(FramesIn::Pixels(x))
+            let size = cfg.image.size;
+            DECODE_POOL
+                .use_then_give(raw, Device::Cpu, |x| {
+                    dinov3_pixels_frames_u8(x, size, size, &ImageNorm::default())
+                })
+                .map(FramesIn::Pixels)
+                .map_err(|e| SampleError::new(ctx.key(i), Modality::Video, &path, e.to_string()))
         }
     }
 }
@@ -69,13 +67,9 @@ pub fn frame_dino_batch(size: usize, batch: Vec<FramesIn>, device: Device) -> Re
         .into_iter()
         .map(|f| match f {
             FramesIn::Pixels(x) => Ok(x.to_device(device)),
-            FramesIn::Raw(u8s) => {
-                let on = u8s.to_device(device);
-                let x = dinov3_pixels_frames_u8(&on, size, size, &norm)?;
-                drop(on); // a CPU alias of `u8s`; the pixels are a new tensor
-                DECODE_POOL.give(u8s);
-                Ok(x)
-            }
+            FramesIn::Raw(u8s) => DECODE_POOL.use_then_give(u8s, device, |x| {
+                dinov3_pixels_frames_u8(x, size, size, &norm)
+            }),
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(Tensor::cat(&xs, 0))
